@@ -1,0 +1,146 @@
+import { z } from "zod";
+
+/**
+ * The only reader of `process.env`. Parsed once at start-up into a frozen, typed object; every bad variable is
+ * reported (one line each) before the process exits.
+ */
+export type AuthMode = "jwt" | "gateway";
+
+export interface Config {
+  readonly nodeEnv: string;
+  readonly production: boolean;
+  readonly port: number;
+  readonly host: string;
+  /** `redis://` or `rediss://` of a single Redis; undefined means the embedded in-process store. */
+  readonly redisUrl: string | undefined;
+  readonly auth: {
+    readonly mode: AuthMode;
+    readonly jwtSecret: string | undefined;
+    readonly jwksUrl: string | undefined;
+    readonly issuer: string | undefined;
+    readonly audience: string | undefined;
+    readonly gatewaySecret: string | undefined;
+  };
+  readonly maxContextBytes: number;
+  readonly maxTtlSeconds: number;
+  readonly slowOperationMs: number;
+  readonly introspection: boolean;
+  /** `"any"`: echo every origin (development default); otherwise the exact allowed origins (may be empty). */
+  readonly corsOrigins: "any" | readonly string[];
+  readonly logLevel: string;
+  readonly cleanupMinIntervalSeconds: number;
+}
+
+const integer = (min: number, max: number) =>
+  z.string().regex(/^\d+$/, "must be a whole number").transform(Number).pipe(z.number().int().min(min).max(max));
+
+const boolean = z.enum(["true", "false"], { message: 'must be "true" or "false"' }).transform((v) => v === "true");
+
+const redisUrl = z
+  .string()
+  .refine((v) => /^rediss?:\/\/.+/.test(v) && URL.canParse(v), "must be a redis:// or rediss:// URL");
+
+const httpUrl = z.string().refine((v) => /^https?:\/\//.test(v) && URL.canParse(v), "must be an http(s):// URL");
+
+const nonEmpty = z.string().min(1, "must not be empty");
+
+const envSchema = z.object({
+  NODE_ENV: z.string().default("development"),
+  PORT: integer(0, 65535).default(4000),
+  HOST: nonEmpty.default("0.0.0.0"),
+  REDIS_URL: redisUrl.optional(),
+  REDIS_CLUSTER_NODES: z.string().optional(),
+  REDIS_SENTINELS: z.string().optional(),
+  REDIS_SENTINEL_NAME: z.string().optional(),
+  JWT_SECRET: nonEmpty.optional(),
+  JWKS_URL: httpUrl.optional(),
+  JWT_ISSUER: nonEmpty.optional(),
+  JWT_AUDIENCE: nonEmpty.optional(),
+  AUTH_MODE: z.enum(["jwt", "gateway"], { message: 'must be "jwt" or "gateway"' }).optional(),
+  GATEWAY_SECRET: nonEmpty.optional(),
+  MAX_CONTEXT_BYTES: integer(1024, 64 * 1024 * 1024).default(262144),
+  MAX_TTL_SECONDS: integer(1, 10 * 365 * 86400).default(2592000),
+  SLOW_OPERATION_MS: integer(0, 3_600_000).default(100),
+  INTROSPECTION: boolean.optional(),
+  CORS_ORIGINS: z.string().optional(),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  CLEANUP_MIN_INTERVAL_SECONDS: integer(1, 10 * 365 * 86400).default(60),
+});
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join("\n"));
+    this.name = "ConfigError";
+  }
+}
+
+/** Parses the environment; throws a ConfigError listing every problem, one line per variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // An empty variable (`FOO=`) counts as unset, the way shells and compose files usually mean it.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map(
+        (issue) => `${issue.path.join(".")}: ${issue.message} (got ${JSON.stringify(present[String(issue.path[0])])})`,
+      ),
+    );
+  }
+  const e = parsed.data;
+  const production = e.NODE_ENV === "production";
+  const problems: string[] = [];
+
+  if (e.REDIS_CLUSTER_NODES)
+    problems.push("REDIS_CLUSTER_NODES: Redis Cluster is not supported by this version yet; use REDIS_URL");
+  if (e.REDIS_SENTINELS || e.REDIS_SENTINEL_NAME)
+    problems.push("REDIS_SENTINELS: Redis Sentinel is not supported by this version yet; use REDIS_URL");
+  if (production && !e.REDIS_URL)
+    problems.push(
+      "REDIS_URL: required when NODE_ENV=production (the embedded store is one process only and not durable)",
+    );
+
+  const hasJwtKey = Boolean(e.JWT_SECRET || e.JWKS_URL);
+  if (e.JWT_SECRET && e.JWKS_URL) problems.push("JWT_SECRET: set either JWT_SECRET or JWKS_URL, not both");
+  const mode: AuthMode = e.AUTH_MODE ?? (hasJwtKey ? "jwt" : "gateway");
+  if (mode === "jwt" && !hasJwtKey) problems.push("AUTH_MODE: jwt needs JWT_SECRET or JWKS_URL");
+  if (production && !e.AUTH_MODE && !hasJwtKey)
+    problems.push(
+      "AUTH_MODE: production needs authentication configured (JWT_SECRET, JWKS_URL, or AUTH_MODE=gateway with GATEWAY_SECRET)",
+    );
+  else if (production && mode === "gateway" && !e.GATEWAY_SECRET)
+    problems.push("GATEWAY_SECRET: required with AUTH_MODE=gateway when NODE_ENV=production");
+
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return Object.freeze({
+    nodeEnv: e.NODE_ENV,
+    production,
+    port: e.PORT,
+    host: e.HOST,
+    redisUrl: e.REDIS_URL,
+    auth: Object.freeze({
+      mode,
+      jwtSecret: e.JWT_SECRET,
+      jwksUrl: e.JWKS_URL,
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+      gatewaySecret: e.GATEWAY_SECRET,
+    }),
+    maxContextBytes: e.MAX_CONTEXT_BYTES,
+    maxTtlSeconds: e.MAX_TTL_SECONDS,
+    slowOperationMs: e.SLOW_OPERATION_MS,
+    introspection: e.INTROSPECTION ?? !production,
+    corsOrigins:
+      e.CORS_ORIGINS === undefined
+        ? production
+          ? Object.freeze([])
+          : "any"
+        : Object.freeze(
+            e.CORS_ORIGINS.split(",")
+              .map((o) => o.trim())
+              .filter((o) => o.length > 0),
+          ),
+    logLevel: e.LOG_LEVEL,
+    cleanupMinIntervalSeconds: e.CLEANUP_MIN_INTERVAL_SECONDS,
+  });
+}

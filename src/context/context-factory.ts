@@ -1,0 +1,72 @@
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import { Kind, parse, type OperationDefinitionNode } from "graphql";
+import type { Authenticator } from "../auth/authenticator";
+import { UnauthenticatedError } from "../errors/errors";
+import type { SessionStore } from "../sessions/session-store";
+import { RequestContext } from "./request-context";
+
+/** What the HTTP layer hands the factory for one request. */
+export interface ContextInput {
+  req: IncomingMessage;
+  /** The GraphQL request as sent: the POST body, or the GET query parameters. */
+  graphqlRequest: { query?: unknown; operationName?: unknown };
+}
+
+export interface ContextFactoryDeps {
+  authenticator: Authenticator;
+  store: SessionStore;
+}
+
+// A request id a client sends is echoed only when it is short and printable, so it is safe in logs and headers.
+const SAFE_REQUEST_ID = /^[\w.:@-]{1,128}$/;
+
+/** The id for this request: the caller's `x-request-id` when usable, else a new one. */
+export function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers["x-request-id"];
+  return typeof given === "string" && SAFE_REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+/**
+ * Builds the GraphQL context: identity is established here, before any resolver runs. Missing or invalid
+ * credentials fail the whole request with UNAUTHENTICATED (HTTP 401); the one exception is an operation that
+ * asks only for `_service` (the published SDL), which a federation router fetches without an identity.
+ */
+export function createContextFactory(deps: ContextFactoryDeps) {
+  return async ({ req, graphqlRequest }: ContextInput): Promise<RequestContext> => {
+    const requestId = requestIdOf(req);
+    try {
+      const caller = await deps.authenticator.authenticate(req.headers);
+      return new RequestContext(requestId, caller, deps.store);
+    } catch (error) {
+      if (error instanceof UnauthenticatedError && asksOnlyForServiceSdl(graphqlRequest)) {
+        return new RequestContext(requestId, undefined, deps.store);
+      }
+      throw error;
+    }
+  };
+}
+
+function asksOnlyForServiceSdl({ query, operationName }: ContextInput["graphqlRequest"]): boolean {
+  if (typeof query !== "string") return false;
+  let operations: OperationDefinitionNode[];
+  try {
+    operations = parse(query).definitions.filter((d) => d.kind === Kind.OPERATION_DEFINITION);
+  } catch {
+    return false;
+  }
+  const operation =
+    typeof operationName === "string" && operationName.length > 0
+      ? operations.find((o) => o.name?.value === operationName)
+      : operations.length === 1
+        ? operations[0]
+        : undefined;
+  return (
+    operation !== undefined &&
+    operation.operation === "query" &&
+    operation.selectionSet.selections.every(
+      (s) => s.kind === Kind.FIELD && (s.name.value === "_service" || s.name.value === "__typename"),
+    ) &&
+    operation.selectionSet.selections.some((s) => s.kind === Kind.FIELD && s.name.value === "_service")
+  );
+}

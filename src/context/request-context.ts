@@ -1,0 +1,33 @@
+import type { Caller } from "../auth/caller";
+import { UnauthenticatedError } from "../errors/errors";
+import { createSessionLoader, type SessionLoader } from "../sessions/session-loader";
+import type { SessionStore } from "../sessions/session-store";
+
+/**
+ * Everything one GraphQL request knows: who is calling and its per-request loaders. Created by the context
+ * factory for each request and dropped with it; nothing here outlives the request.
+ */
+export class RequestContext {
+  private sessionLoader: SessionLoader | undefined;
+
+  constructor(
+    readonly requestId: string,
+    /** Undefined only for the anonymous `{ _service { sdl } }` request. */
+    private readonly identity: Caller | undefined,
+    private readonly store: SessionStore,
+  ) {}
+
+  get caller(): Caller {
+    if (this.identity === undefined) throw new UnauthenticatedError("this operation needs credentials");
+    return this.identity;
+  }
+
+  get tenantId(): string | undefined {
+    return this.identity?.tenantId;
+  }
+
+  get sessions(): SessionLoader {
+    this.sessionLoader ??= createSessionLoader(this.store, this.caller.tenantId);
+    return this.sessionLoader;
+  }
+}

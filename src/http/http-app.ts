@@ -1,0 +1,126 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { HeaderMap, type ApolloServer } from "@apollo/server";
+import bodyParser from "body-parser";
+import cors from "cors";
+import type { Logger } from "pino";
+import type { ContextInput } from "../context/context-factory";
+import { requestIdOf } from "../context/context-factory";
+import type { RequestContext } from "../context/request-context";
+import type { SessionStore } from "../sessions/session-store";
+
+export interface HttpAppOptions {
+  apollo: ApolloServer<RequestContext>;
+  context: (input: ContextInput) => Promise<RequestContext>;
+  store: SessionStore;
+  logger: Logger;
+  /** `"any"` echoes every origin; otherwise only these exact origins are echoed. */
+  corsOrigins: "any" | readonly string[];
+  /** Largest request body accepted, in bytes. */
+  maxBodyBytes: number;
+  /** Longest `/health/ready` waits for the store. */
+  readinessTimeoutMs: number;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * A lean `node:http` request handler: `/graphql` through Apollo's `executeHTTPGraphQLRequest` (no Express), plus
+ * the health endpoints. Allowed CORS origins are echoed back, never `*`.
+ */
+export function createHttpApp(options: HttpAppOptions): Handler {
+  const { apollo, logger } = options;
+  const corsHandler = cors({
+    origin: options.corsOrigins === "any" ? true : [...options.corsOrigins],
+    credentials: true,
+    maxAge: 600,
+  });
+  const jsonBody = bodyParser.json({ limit: options.maxBodyBytes });
+
+  const graphql = (req: IncomingMessage & { body?: unknown }, res: ServerResponse): void => {
+    const requestId = requestIdOf(req);
+    res.setHeader("x-request-id", requestId);
+    req.headers["x-request-id"] = requestId; // the context factory reads the same id
+    corsHandler(req, res, () => {
+      jsonBody(req, res, (error?: { status?: number; message?: string; type?: string }) => {
+        if (error) {
+          const status = error.status ?? 400;
+          const message =
+            error.type === "entity.too.large"
+              ? `request body is larger than ${options.maxBodyBytes} bytes`
+              : `request body is not valid JSON: ${error.message ?? "parse error"}`;
+          sendJson(res, status, { errors: [{ message, extensions: { code: "BAD_REQUEST" } }] });
+          return;
+        }
+        const url = new URL(req.url ?? "/", "http://localhost");
+        const headers = new HeaderMap();
+        for (const [key, value] of Object.entries(req.headers)) {
+          if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(", ") : value);
+        }
+        const graphqlRequest =
+          req.method === "GET"
+            ? {
+                query: url.searchParams.get("query") ?? undefined,
+                operationName: url.searchParams.get("operationName"),
+              }
+            : ((req.body ?? {}) as ContextInput["graphqlRequest"]);
+        apollo
+          .executeHTTPGraphQLRequest({
+            httpGraphQLRequest: {
+              method: req.method?.toUpperCase() ?? "GET",
+              headers,
+              search: url.search,
+              body: req.body,
+            },
+            context: () => options.context({ req, graphqlRequest }),
+          })
+          .then(async (response) => {
+            for (const [key, value] of response.headers) res.setHeader(key, value);
+            res.statusCode = response.status ?? 200;
+            if (response.body.kind === "complete") {
+              res.end(response.body.string);
+              return;
+            }
+            for await (const chunk of response.body.asyncIterator) res.write(chunk);
+            res.end();
+          })
+          .catch((err: unknown) => {
+            logger.error({ err, requestId }, "request failed outside GraphQL execution");
+            if (!res.headersSent)
+              sendJson(res, 500, {
+                errors: [{ message: "Internal server error", extensions: { code: "INTERNAL_SERVER_ERROR" } }],
+              });
+            else res.end();
+          });
+      });
+    });
+  };
+
+  const ready = (res: ServerResponse): void => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("store did not answer in time")), options.readinessTimeoutMs);
+    });
+    Promise.race([options.store.ping(), timeout])
+      .then(() => sendJson(res, 200, { status: "ready", store: options.store.kind }))
+      .catch(() => sendJson(res, 503, { status: "unavailable", store: options.store.kind }))
+      .finally(() => clearTimeout(timer));
+  };
+
+  return (req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (path === "/graphql") return graphql(req, res);
+    if (path === "/health/live" && (req.method === "GET" || req.method === "HEAD"))
+      return sendJson(res, 200, { status: "live" });
+    if (path === "/health/ready" && (req.method === "GET" || req.method === "HEAD")) return ready(res);
+    sendJson(res, 404, { error: "not found", paths: ["/graphql", "/health/live", "/health/ready"] });
+  };
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    "content-type": "application/json; charset=utf-8",
+    "content-length": Buffer.byteLength(text),
+  });
+  res.end(text);
+}

@@ -1,0 +1,18 @@
+import pino, { type Logger } from "pino";
+
+/**
+ * Structured JSON logs on stdout. Credentials and context payloads never reach a log line: the redact paths
+ * are a safety net for anything that logs a request by mistake.
+ */
+export function createLogger(level: string): Logger {
+  return pino({
+    level,
+    base: { service: "session-context-service" },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+    redact: {
+      paths: ["req.headers.authorization", "req.headers['x-gateway-secret']", "headers.authorization"],
+      censor: "[redacted]",
+    },
+  });
+}

@@ -1,0 +1,67 @@
+import "reflect-metadata";
+import { createAuthenticator } from "./auth/authenticator";
+import { ConfigError, loadConfig, type Config } from "./config";
+import { createLogger } from "./logger";
+import { createServer } from "./server";
+import type { SessionStore } from "./sessions/session-store";
+import { MemorySessionStore } from "./store/memory/memory-session-store";
+import { createRedisClient } from "./store/redis/redis-client";
+import { RedisSessionStore } from "./store/redis/redis-session-store";
+import type { Logger } from "pino";
+
+/** Composition root: config → logger → store → schema → server → listen; shutdown on SIGTERM/SIGINT. */
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    for (const problem of error.problems) {
+      process.stderr.write(`${JSON.stringify({ level: "fatal", msg: `invalid configuration: ${problem}` })}\n`);
+    }
+    process.exit(2);
+  }
+  const logger = createLogger(config.logLevel);
+  const store = createStore(config, logger);
+  const server = await createServer({ config, logger, store, authenticator: createAuthenticator(config.auth) });
+  const address = await server.listen(config.port, config.host);
+  logger.info(
+    { port: address.port, host: config.host, store: store.kind, authMode: config.auth.mode },
+    `serving http://localhost:${address.port}/graphql`,
+  );
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    server
+      .stop()
+      .then(() => store.close())
+      .then(() => process.exit(0))
+      .catch((error: unknown) => {
+        logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      });
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+}
+
+function createStore(config: Config, logger: Logger): SessionStore {
+  if (config.redisUrl) {
+    return new RedisSessionStore(
+      createRedisClient({ url: config.redisUrl, logger: logger.child({ component: "redis" }) }),
+    );
+  }
+  logger.warn(
+    { store: "memory" },
+    "REDIS_URL is not set: using the embedded in-process store (one process only, not durable; for local use)",
+  );
+  return new MemorySessionStore();
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${JSON.stringify({ level: "fatal", msg: "start-up failed", err: String(error) })}\n`);
+  process.exit(1);
+});

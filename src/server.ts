@@ -1,0 +1,117 @@
+import { createServer as createHttpServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { ApolloServer } from "@apollo/server";
+import { unwrapResolverError } from "@apollo/server/errors";
+import { ApolloServerPluginCacheControlDisabled } from "@apollo/server/plugin/disabled";
+import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
+import {
+  ApolloServerPluginLandingPageLocalDefault,
+  ApolloServerPluginLandingPageProductionDefault,
+} from "@apollo/server/plugin/landingPage/default";
+import type { GraphQLFormattedError } from "graphql";
+import type { Logger } from "pino";
+import type { Authenticator } from "./auth/authenticator";
+import type { Config } from "./config";
+import { createContextFactory } from "./context/context-factory";
+import type { RequestContext } from "./context/request-context";
+import { ErrorCode } from "./errors/error-code";
+import { createHttpApp } from "./http/http-app";
+import { SessionReadLimitPlugin } from "./plugins/session-read-limit.plugin";
+import { buildSessionSchema } from "./schema";
+import { MAX_SESSION_READS_PER_REQUEST } from "./sessions/session-loader";
+import type { SessionStore } from "./sessions/session-store";
+import { SessionService } from "./sessions/session.service";
+
+export interface ServerDeps {
+  config: Config;
+  logger: Logger;
+  store: SessionStore;
+  authenticator: Authenticator;
+}
+
+export interface SessionContextServer {
+  readonly httpServer: Server;
+  readonly apollo: ApolloServer<RequestContext>;
+  /** Starts listening; resolves with the bound address (port 0 picks a free port). */
+  listen(port: number, host: string): Promise<AddressInfo>;
+  /** Stops accepting, lets in-flight requests finish, stops Apollo. Does not close the store (main owns it). */
+  stop(): Promise<void>;
+}
+
+/** Builds the Apollo server and its HTTP app, started but not listening: main.ts and tests both use this. */
+export async function createServer(deps: ServerDeps): Promise<SessionContextServer> {
+  const { config, logger, store } = deps;
+  const sessions = new SessionService(store, {
+    maxTtlSeconds: config.maxTtlSeconds,
+    maxContextBytes: config.maxContextBytes,
+  });
+  const schema = await buildSessionSchema({ sessions });
+  const httpServer = createHttpServer();
+
+  const apollo = new ApolloServer<RequestContext>({
+    schema,
+    logger: logger.child({ component: "apollo" }),
+    introspection: config.introspection,
+    includeStacktraceInErrorResponses: !config.production,
+    hideSchemaDetailsFromClientErrors: config.production,
+    formatError: (formatted, error) => formatError(formatted, error, logger, config.production),
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+      // Our documents are per user and never cached by a CDN; the plugin hooks every field for nothing.
+      ApolloServerPluginCacheControlDisabled(),
+      config.production
+        ? ApolloServerPluginLandingPageProductionDefault()
+        : ApolloServerPluginLandingPageLocalDefault(),
+      SessionReadLimitPlugin({ maxReads: MAX_SESSION_READS_PER_REQUEST }),
+    ],
+  });
+  await apollo.start();
+
+  httpServer.on(
+    "request",
+    createHttpApp({
+      apollo,
+      context: createContextFactory({ authenticator: deps.authenticator, store }),
+      store,
+      logger,
+      corsOrigins: config.corsOrigins,
+      // Room for a full context (JSON escaping can double it) plus the document and other variables.
+      maxBodyBytes: Math.max(1024 * 1024, config.maxContextBytes * 4),
+      readinessTimeoutMs: 1500,
+    }),
+  );
+
+  return {
+    httpServer,
+    apollo,
+    listen: (port, host) =>
+      new Promise((resolve, reject) => {
+        httpServer.once("error", reject);
+        httpServer.listen(port, host, () => {
+          httpServer.off("error", reject);
+          resolve(httpServer.address() as AddressInfo);
+        });
+      }),
+    stop: () => apollo.stop(),
+  };
+}
+
+/**
+ * Errors with one of our codes pass through. Anything else is a bug or an unexpected failure: it is logged with
+ * its stack here and, in production, reaches the client only as "Internal server error".
+ */
+function formatError(
+  formatted: GraphQLFormattedError,
+  error: unknown,
+  logger: Logger,
+  production: boolean,
+): GraphQLFormattedError {
+  if (formatted.extensions?.code !== ErrorCode.INTERNAL_SERVER_ERROR) return formatted;
+  logger.error({ err: unwrapResolverError(error), path: formatted.path }, "internal error");
+  if (!production) return formatted;
+  return {
+    message: "Internal server error",
+    path: formatted.path,
+    extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
+  };
+}

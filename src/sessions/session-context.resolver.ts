@@ -1,0 +1,35 @@
+import { Arg, Args, Ctx, Mutation, Query, Resolver } from "type-graphql";
+import type { RequestContext } from "../context/request-context";
+import { SessionContextInput } from "./session-context.input";
+import { SessionContext } from "./session-context.type";
+import type { SessionRecord } from "./session-record";
+import { SessionRefArgs } from "./session-ref.args";
+import type { SessionService } from "./session.service";
+
+@Resolver(() => SessionContext)
+export class SessionContextResolver {
+  constructor(private readonly sessions: SessionService) {}
+
+  @Query(() => SessionContext, { nullable: true, description: "null when absent or expired." })
+  sessionContext(@Args() ref: SessionRefArgs, @Ctx() ctx: RequestContext): Promise<SessionRecord | null> {
+    return this.sessions.read(ctx, ref.sessionId, ref.userId);
+  }
+
+  @Mutation(() => SessionContext, { description: "Replaces the whole context; omitted fields become empty." })
+  storeSessionContext(
+    @Arg("input", () => SessionContextInput) input: SessionContextInput,
+    @Ctx() ctx: RequestContext,
+  ): Promise<SessionRecord> {
+    return this.sessions.store(ctx, input);
+  }
+
+  @Mutation(() => SessionContext, {
+    description: "Shallow-merges conversationState and userPreferences, appends the lists; creates when absent.",
+  })
+  mergeSessionContext(
+    @Arg("input", () => SessionContextInput) input: SessionContextInput,
+    @Ctx() ctx: RequestContext,
+  ): Promise<SessionRecord> {
+    return this.sessions.merge(ctx, input);
+  }
+}

@@ -1,0 +1,47 @@
+/** A JSON value as the contract stores it: anything `JSON.parse` can return. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+
+/** Which session of the caller's tenant: tenant is never part of a ref, it always comes from the caller. */
+export interface SessionRef {
+  readonly userId: string;
+  readonly sessionId: string;
+}
+
+/** The four fields a client writes. */
+export interface ContextFields {
+  conversationState: JsonObject;
+  interruptedQueries: string[];
+  recentInteractions: JsonObject[];
+  userPreferences: JsonObject;
+}
+
+/** One stored session as the stores return it. */
+export interface SessionRecord extends ContextFields {
+  /** Stable and opaque, unique per (tenant, user, session): what Apollo Client normalizes on. */
+  readonly id: string;
+  readonly tenantId: string;
+  readonly userId: string;
+  readonly sessionId: string;
+  readonly version: number;
+  readonly storedAt: Date;
+  readonly lastUpdated: Date;
+  readonly ttlSeconds: number;
+  readonly expiresAt: Date;
+}
+
+/** A store or merge: fields left undefined are `{}`/`[]` for a store and unchanged for a merge. */
+export interface SessionWrite extends Partial<ContextFields> {
+  /** Expiry to set; undefined keeps the session's own TTL setting, else the tenant default. */
+  readonly ttlSeconds?: number;
+  /** When given, the write happens only if the stored version equals it (absent session = 0). */
+  readonly expectedVersion?: number;
+}
+
+/** Limits that apply to one write; they come from configuration (and later from tenant settings). */
+export interface WriteLimits {
+  readonly defaultTtlSeconds: number;
+  readonly maxContextBytes: number;
+  readonly maxInterruptedQueries: number;
+  readonly maxRecentInteractions: number;
+}

@@ -1,0 +1,197 @@
+--[[
+  write-session-1.lua — store (replace) or merge one session context, atomically.
+
+  KEYS[1]   the session key
+  ARGV[1]   "store" or "merge"
+  ARGV[2]   conversationState JSON object text, or "" when not given
+  ARGV[3]   interruptedQueries JSON array text (already cut to the newest maxInterruptedQueries), or ""
+  ARGV[4]   number of entries in ARGV[3]
+  ARGV[5]   recentInteractions JSON array text (already cut to the newest maxRecentInteractions), or ""
+  ARGV[6]   number of entries in ARGV[5]
+  ARGV[7]   userPreferences JSON object text, or ""
+  ARGV[8]   ttlSeconds to set, or "0": keep the session's own TTL setting, else ARGV[9]
+  ARGV[9]   the tenant's default TTL in seconds
+  ARGV[10]  expectedVersion, or "-1" for none (an absent session has version 0)
+  ARGV[11]  largest allowed sum of the four context fields' byte lengths (MAX_CONTEXT_BYTES less the JSON frame)
+  ARGV[12]  maxInterruptedQueries
+  ARGV[13]  maxRecentInteractions
+
+  Returns  {"OK", document}            the new document, also written with SET … EX ttl
+           {"CONFLICT", storedVersion} expectedVersion differed; nothing written
+           {"TOO_LARGE", fieldBytes}   the context would exceed the limit; nothing written
+
+  Why text and not cjson: Redis's cjson keeps 14 significant digits and turns [] into {}. The document is
+  canonical JSON.stringify output (no white space; layout in session-document.ts), so this script finds value
+  boundaries with a small scanner and splices values as text. User values are never decoded or re-encoded.
+  Two object keys are equal exactly when their JSON texts are, because JSON.stringify escapes canonically.
+]]
+
+local QUOTE, BACKSLASH, LBRACE, RBRACE, LBRACKET, RBRACKET = 34, 92, 123, 125, 91, 93
+local sub, byte, find = string.sub, string.byte, string.find
+
+-- Index of the closing quote of the JSON string that opens at i.
+local function string_end(s, i)
+  local p = i + 1
+  while true do
+    local q = find(s, '["\\]', p)
+    if byte(s, q) == QUOTE then return q end
+    p = q + 2 -- skip the escaped character; the hex digits of \uXXXX are never special
+  end
+end
+
+-- Index of the last character of the JSON value that starts at i.
+local function value_end(s, i)
+  local c = byte(s, i)
+  if c == QUOTE then return string_end(s, i) end
+  if c == LBRACE or c == LBRACKET then
+    local depth, p = 0, i
+    while true do
+      p = find(s, '[%[%]{}"]', p)
+      c = byte(s, p)
+      if c == QUOTE then
+        p = string_end(s, p) + 1
+      elseif c == LBRACE or c == LBRACKET then
+        depth = depth + 1
+        p = p + 1
+      else
+        depth = depth - 1
+        if depth == 0 then return p end
+        p = p + 1
+      end
+    end
+  end
+  local q = find(s, '[,%]}]', i) -- number, true, false, null
+  return (q or (#s + 1)) - 1
+end
+
+-- Top-level entries of a JSON object text, in order: key texts (with quotes) and value texts.
+local function object_entries(s)
+  local keys, values = {}, {}
+  if s == '{}' then return keys, values end
+  local p = 2
+  while true do
+    local key_end = string_end(s, p)
+    local value_start = key_end + 2
+    local last = value_end(s, value_start)
+    keys[#keys + 1] = sub(s, p, key_end)
+    values[#values + 1] = sub(s, value_start, last)
+    if byte(s, last + 1) == RBRACE then return keys, values end
+    p = last + 2
+  end
+end
+
+-- Shallow merge, like {...old, ...patch} in JavaScript: old keys keep their place, new keys go last.
+local function merge_objects(old, patch)
+  if patch == '{}' then return old end
+  if old == '{}' then return patch end
+  local patch_keys, patch_values = object_entries(patch)
+  local pending = {}
+  for i = 1, #patch_keys do pending[patch_keys[i]] = patch_values[i] end
+  local old_keys, old_values = object_entries(old)
+  local parts = {}
+  for i = 1, #old_keys do
+    local k = old_keys[i]
+    local v = pending[k]
+    if v then pending[k] = nil else v = old_values[i] end
+    parts[#parts + 1] = k .. ':' .. v
+  end
+  for i = 1, #patch_keys do
+    local k = patch_keys[i]
+    if pending[k] then parts[#parts + 1] = k .. ':' .. pending[k] end
+  end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
+-- Number of elements of a JSON array text.
+local function array_length(s)
+  if s == '[]' then return 0 end
+  local n, p = 0, 2
+  while true do
+    local last = value_end(s, p)
+    n = n + 1
+    if byte(s, last + 1) == RBRACKET then return n end
+    p = last + 2
+  end
+end
+
+-- Appends `added` (count entries, already at most cap) to `old`, dropping the oldest entries beyond cap.
+local function append_newest(old, added, count, cap)
+  if count >= cap or old == '[]' then return added end
+  if count == 0 then
+    -- nothing appended; still honour a cap lowered since the list was written
+    local drop = array_length(old) - cap
+    if drop <= 0 then return old end
+    local p = 2
+    for _ = 1, drop do p = value_end(old, p) + 2 end
+    return '[' .. sub(old, p)
+  end
+  local drop = array_length(old) + count - cap
+  local kept = old
+  if drop > 0 then
+    local p = 2
+    for _ = 1, drop do p = value_end(old, p) + 2 end
+    if p > #old then return added end -- every old entry dropped
+    kept = '[' .. sub(old, p)
+  end
+  return sub(kept, 1, -2) .. ',' .. sub(added, 2)
+end
+
+local key = KEYS[1]
+local mode = ARGV[1]
+local ttl = tonumber(ARGV[8])
+local expected = tonumber(ARGV[10])
+
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+
+local version, stored_at, old_ttl = 0, now, nil
+local cs, iq, ri, up = '{}', '[]', '[]', '{}'
+
+local current = redis.call('GET', key)
+if current then
+  local v, s, t, p = string.match(current,
+    '^{"version":(%d+),"storedAt":(%d+),"lastUpdated":%d+,"ttlSeconds":(%d+),"conversationState":()')
+  if not v then return redis.error_reply('ERR session document at ' .. key .. ' has an unknown layout') end
+  version, stored_at, old_ttl = tonumber(v), tonumber(s), tonumber(t)
+  if mode == 'merge' then
+    local last = value_end(current, p)
+    cs = sub(current, p, last)
+    p = last + 1 + #',"interruptedQueries":'
+    last = value_end(current, p)
+    iq = sub(current, p, last)
+    p = last + 1 + #',"recentInteractions":'
+    last = value_end(current, p)
+    ri = sub(current, p, last)
+    p = last + 1 + #',"userPreferences":'
+    last = value_end(current, p)
+    up = sub(current, p, last)
+  end
+end
+
+if expected >= 0 and expected ~= version then
+  return {'CONFLICT', tostring(version)}
+end
+
+if mode == 'store' then
+  cs, iq, ri, up = ARGV[2], ARGV[3], ARGV[5], ARGV[7]
+else
+  if ARGV[2] ~= '' then cs = merge_objects(cs, ARGV[2]) end
+  if ARGV[3] ~= '' then iq = append_newest(iq, ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[12])) end
+  if ARGV[5] ~= '' then ri = append_newest(ri, ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[13])) end
+  if ARGV[7] ~= '' then up = merge_objects(up, ARGV[7]) end
+end
+
+local field_bytes = #cs + #iq + #ri + #up
+if field_bytes > tonumber(ARGV[11]) then
+  return {'TOO_LARGE', tostring(field_bytes)}
+end
+
+if ttl == 0 then ttl = old_ttl or tonumber(ARGV[9]) end
+
+local document = string.format('{"version":%d,"storedAt":%.0f,"lastUpdated":%.0f,"ttlSeconds":%d,', version + 1, stored_at, now, ttl)
+  .. '"conversationState":' .. cs
+  .. ',"interruptedQueries":' .. iq
+  .. ',"recentInteractions":' .. ri
+  .. ',"userPreferences":' .. up .. '}'
+redis.call('SET', key, document, 'EX', ttl)
+return {'OK', document}

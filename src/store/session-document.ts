@@ -1,0 +1,80 @@
+import type { ContextFields, SessionRecord, SessionRef } from "../sessions/session-record";
+import { sessionKey } from "./keys";
+
+/**
+ * The JSON document kept under a session key. Both stores use this layout, and the Redis write script relies on
+ * it: the four numeric header fields come first and in this order, then the four context fields, all written
+ * by `JSON.stringify` (no white space), so the script can splice the context fields as text without ever
+ * decoding user values. That is what keeps numbers, unicode and empty containers exact.
+ */
+export interface SessionDocument extends ContextFields {
+  version: number;
+  storedAt: number; // epoch ms
+  lastUpdated: number; // epoch ms
+  ttlSeconds: number;
+}
+
+/**
+ * Bytes of `{"conversationState":,"interruptedQueries":,"recentInteractions":,"userPreferences":}` — the JSON
+ * of the four fields minus their values. A context's size is this plus the byte lengths of the four values.
+ */
+export const CONTEXT_JSON_OVERHEAD = Buffer.byteLength(
+  '{"conversationState":,"interruptedQueries":,"recentInteractions":,"userPreferences":}',
+);
+
+/** UTF-8 bytes of the JSON of the four context fields: what MAX_CONTEXT_BYTES limits. */
+export function contextBytes(fields: ContextFields): number {
+  return Buffer.byteLength(JSON.stringify(contextOnly(fields)), "utf8");
+}
+
+function contextOnly(fields: ContextFields): ContextFields {
+  return {
+    conversationState: fields.conversationState,
+    interruptedQueries: fields.interruptedQueries,
+    recentInteractions: fields.recentInteractions,
+    userPreferences: fields.userPreferences,
+  };
+}
+
+export function encodeDocument(doc: SessionDocument): string {
+  // Property order is the layout the write script matches; keep it in step with write-session-1.lua.
+  return JSON.stringify({
+    version: doc.version,
+    storedAt: doc.storedAt,
+    lastUpdated: doc.lastUpdated,
+    ttlSeconds: doc.ttlSeconds,
+    conversationState: doc.conversationState,
+    interruptedQueries: doc.interruptedQueries,
+    recentInteractions: doc.recentInteractions,
+    userPreferences: doc.userPreferences,
+  });
+}
+
+export function decodeDocument(text: string): SessionDocument {
+  return JSON.parse(text) as SessionDocument;
+}
+
+export function toRecord(tenantId: string, ref: SessionRef, doc: SessionDocument): SessionRecord {
+  return {
+    // The key is already unique per (tenant, user, session); base64url makes it opaque and URL-safe.
+    id: Buffer.from(sessionKey(tenantId, ref.userId, ref.sessionId)).toString("base64url"),
+    tenantId,
+    userId: ref.userId,
+    sessionId: ref.sessionId,
+    version: doc.version,
+    storedAt: new Date(doc.storedAt),
+    lastUpdated: new Date(doc.lastUpdated),
+    ttlSeconds: doc.ttlSeconds,
+    // Every write sets the key's expiry to ttlSeconds, so the expiry is exactly one TTL after the last write.
+    expiresAt: new Date(doc.lastUpdated + doc.ttlSeconds * 1000),
+    conversationState: doc.conversationState,
+    interruptedQueries: doc.interruptedQueries,
+    recentInteractions: doc.recentInteractions,
+    userPreferences: doc.userPreferences,
+  };
+}
+
+/** The newest `cap` entries of a list (lists are appended in order, so the newest are at the end). */
+export function newest<T>(list: readonly T[], cap: number): T[] {
+  return list.length > cap ? list.slice(list.length - cap) : [...list];
+}
