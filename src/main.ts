@@ -5,7 +5,7 @@ import { createLogger } from "./logger";
 import { createServer } from "./server";
 import type { SessionStore } from "./sessions/session-store";
 import { MemorySessionStore } from "./store/memory/memory-session-store";
-import { createRedisClient } from "./store/redis/redis-client";
+import { createRedisClient, whenReady } from "./store/redis/redis-client";
 import { RedisSessionStore } from "./store/redis/redis-session-store";
 import type { Logger } from "pino";
 
@@ -22,7 +22,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = createLogger(config.logLevel);
-  const store = createStore(config, logger);
+  const store = await createStore(config, logger);
   const server = await createServer({ config, logger, store, authenticator: createAuthenticator(config.auth) });
   const address = await server.listen(config.port, config.host);
   logger.info(
@@ -48,11 +48,12 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => shutdown("SIGINT"));
 }
 
-function createStore(config: Config, logger: Logger): SessionStore {
+async function createStore(config: Config, logger: Logger): Promise<SessionStore> {
   if (config.redisUrl) {
-    return new RedisSessionStore(
-      createRedisClient({ url: config.redisUrl, logger: logger.child({ component: "redis" }) }),
-    );
+    const redis = createRedisClient({ url: config.redisUrl, logger: logger.child({ component: "redis" }) });
+    // Serve either way: /health/ready answers 503 until Redis is reachable, and the client keeps reconnecting.
+    if (!(await whenReady(redis, 5000))) logger.warn("Redis is not reachable yet; starting anyway, not ready");
+    return new RedisSessionStore(redis);
   }
   logger.warn(
     { store: "memory" },

@@ -45,3 +45,19 @@ export function createRedisClient(options: RedisClientOptions): Redis {
   redis.on("end", () => logger.info({ event: "redis.end" }, "redis connection closed"));
   return redis;
 }
+
+/** Resolves true once the client is ready, or false after `timeoutMs` (the client keeps trying either way). */
+export function whenReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === "ready") return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    const timer = setTimeout(() => {
+      redis.off("ready", onReady);
+      resolve(false);
+    }, timeoutMs);
+    redis.once("ready", onReady);
+  });
+}

@@ -1,0 +1,140 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import { Redis } from "ioredis";
+
+/** A real redis-server for one test file, on a free loopback port, that the test may stop, kill or restart. */
+export interface RedisProcess {
+  readonly port: number;
+  readonly url: string;
+  /** A plain client for arranging and checking state; closed by `stop()`. */
+  readonly admin: Redis;
+  /** Kills the server (SIGKILL: like a crash). */
+  kill(): Promise<void>;
+  /** Starts it again on the same port, empty (nothing is persisted). */
+  restart(): Promise<void>;
+  /** Stops the server and the admin client. */
+  stop(): Promise<void>;
+  /** `INFO commandstats` as command → calls. */
+  commandCalls(): Promise<Record<string, number>>;
+}
+
+export function redisServerOnPath(): boolean {
+  return spawnSync("redis-server", ["--version"], { stdio: "ignore" }).status === 0;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function spawnRedis(port: number, extraArgs: readonly string[]): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      "redis-server",
+      [
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--logfile",
+        "",
+        ...extraArgs,
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let output = "";
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes("Ready to accept connections")) {
+        child.stdout?.off("data", onData);
+        child.stdout?.resume(); // keep draining so the pipe never fills
+        child.off("exit", onExit);
+        resolve(child);
+      }
+    };
+    const onExit = (code: number | null) =>
+      reject(new Error(`redis-server exited with ${code}: ${output.slice(-500)}`));
+    child.stdout?.on("data", onData);
+    child.stderr?.resume();
+    child.once("exit", onExit);
+    child.once("error", reject);
+  });
+}
+
+function exited(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once("exit", () => resolve());
+    child.kill(signal);
+  });
+}
+
+/**
+ * Starts redis-server from PATH. Without redis-server but with REDIS_URL set, it uses that server instead; such a
+ * server cannot be killed or restarted, so the tests that need that fail with a clear message.
+ */
+export async function startRedis(extraArgs: readonly string[] = []): Promise<RedisProcess> {
+  if (!redisServerOnPath()) {
+    const url = process.env.REDIS_URL;
+    if (!url) throw new Error("redis-server is not on PATH and REDIS_URL is not set: the tests need a real Redis");
+    const admin = new Redis(url, { lazyConnect: false });
+    const unsupported = async () => {
+      throw new Error("this test needs redis-server on PATH: it stops and restarts Redis");
+    };
+    return {
+      port: Number(new URL(url).port || 6379),
+      url,
+      admin,
+      kill: unsupported,
+      restart: unsupported,
+      stop: async () => void (await admin.quit()),
+      commandCalls: () => commandCalls(admin),
+    };
+  }
+
+  let port = 0;
+  let child: ChildProcess | undefined;
+  for (let attempt = 0; child === undefined; attempt++) {
+    port = await freePort();
+    try {
+      child = await spawnRedis(port, extraArgs);
+    } catch (error) {
+      if (attempt >= 4) throw error; // the port was taken between freePort() and redis-server's bind
+    }
+  }
+  const url = `redis://127.0.0.1:${port}`;
+  const admin = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => 100 });
+  let current: ChildProcess = child;
+  return {
+    port,
+    url,
+    admin,
+    kill: () => exited(current, "SIGKILL"),
+    restart: async () => {
+      await exited(current, "SIGKILL");
+      current = await spawnRedis(port, extraArgs);
+    },
+    stop: async () => {
+      admin.disconnect();
+      await exited(current, "SIGTERM");
+    },
+    commandCalls: () => commandCalls(admin),
+  };
+}
+
+async function commandCalls(admin: Redis): Promise<Record<string, number>> {
+  const info = await admin.info("commandstats");
+  const calls: Record<string, number> = {};
+  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls[match[1]] = Number(match[2]);
+  return calls;
+}
