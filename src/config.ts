@@ -67,6 +67,14 @@ const envSchema = z.object({
   CLEANUP_MIN_INTERVAL_SECONDS: integer(1, 10 * 365 * 86400).default(60),
 });
 
+// Values that may carry credentials are never echoed in a start-up error (a Redis URL can hold a password).
+const SECRET_VARIABLES = new Set(["REDIS_URL", "JWT_SECRET", "GATEWAY_SECRET", "JWKS_URL"]);
+
+function shown(name: string, value: string | undefined): string {
+  if (SECRET_VARIABLES.has(name)) return "a value that is not shown";
+  return JSON.stringify(value);
+}
+
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
     super(problems.join("\n"));
@@ -79,16 +87,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // An empty variable (`FOO=`) counts as unset, the way shells and compose files usually mean it.
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
   const parsed = envSchema.safeParse(present);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map(
-        (issue) => `${issue.path.join(".")}: ${issue.message} (got ${JSON.stringify(present[String(issue.path[0])])})`,
-      ),
-    );
-  }
-  const e = parsed.data;
+  const problems: string[] = parsed.success
+    ? []
+    : parsed.error.issues.map(
+        (issue) =>
+          `${issue.path.join(".")}: ${issue.message} (got ${shown(String(issue.path[0]), present[String(issue.path[0])])})`,
+      );
+  // The checks across variables below look only at which variables are set (all strings), so they also run on
+  // the raw values when a value above is bad: every problem is listed at once. The config is built from
+  // parsed.data only, since any problem throws before that.
+  const e = parsed.success ? parsed.data : (present as unknown as z.infer<typeof envSchema>);
   const production = e.NODE_ENV === "production";
-  const problems: string[] = [];
 
   if (e.REDIS_CLUSTER_NODES)
     problems.push("REDIS_CLUSTER_NODES: Redis Cluster is not supported by this version yet; use REDIS_URL");

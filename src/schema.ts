@@ -53,7 +53,12 @@ export async function buildSessionSchema(deps: SchemaDeps): Promise<GraphQLSchem
   const resolverMap = createResolversMap(schema) as Record<string, Record<string, unknown>>;
   resolverMap.SessionContext = {
     ...resolverMap.SessionContext,
-    __resolveReference: (representation: Record<string, unknown>, ctx: RequestContext): Promise<SessionRecord | null> =>
+    // async: a refused representation must reject its own promise (an error at `_entities.<i>`, that entry null),
+    // not throw synchronously out of @apollo/subgraph's map, which would fail every entity of the request.
+    __resolveReference: async (
+      representation: Record<string, unknown>,
+      ctx: RequestContext,
+    ): Promise<SessionRecord | null> =>
       deps.sessions.read(ctx, representation.sessionId, representation.userId, "representations."),
   };
 

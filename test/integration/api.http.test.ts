@@ -1,0 +1,243 @@
+import { errorCodes, getGraphQL, READ, sessionKeyOf, STORE } from "../helpers/api";
+import { startRedis, type RedisProcess } from "../helpers/redis-server";
+import { freshTenant, gatewayHeaders, startTestServer, type TestServer } from "../helpers/test-server";
+
+const GATEWAY_SECRET = "http-test-gateway-secret";
+
+describe("HTTP", () => {
+  let redis: RedisProcess;
+  let production: TestServer;
+  let development: TestServer;
+  beforeAll(async () => {
+    redis = await startRedis();
+    production = await startTestServer({
+      redisUrl: redis.url,
+      env: {
+        NODE_ENV: "production",
+        AUTH_MODE: "gateway",
+        GATEWAY_SECRET,
+        CORS_ORIGINS: "https://a.example, https://b.example",
+      },
+    });
+    development = await startTestServer({ redisUrl: redis.url });
+  });
+  afterAll(async () => {
+    await production.close();
+    await development.close();
+    await redis.stop();
+  });
+
+  const prodCaller = (tenant: string, user = "alice") => ({
+    ...gatewayHeaders(tenant, user),
+    "x-gateway-secret": GATEWAY_SECRET,
+  });
+
+  describe("NODE_ENV=production: no stack traces or internals in errors", () => {
+    it("sends a client error without a stacktrace (development sends one)", async () => {
+      const request = { query: READ, variables: { sessionId: "" } };
+
+      const prod = await production.post(request, prodCaller(freshTenant()));
+      const dev = await development.post(request, gatewayHeaders(freshTenant(), "alice"));
+
+      expect(errorCodes(prod)).toEqual(["BAD_USER_INPUT"]);
+      expect(prod.body.errors?.[0].extensions).not.toHaveProperty("stacktrace");
+      expect(dev.body.errors?.[0].extensions).toHaveProperty("stacktrace");
+    });
+
+    it("sends UNAUTHENTICATED without a stacktrace", async () => {
+      const response = await production.post({ query: READ, variables: { sessionId: "s1" } });
+
+      expect(response.status).toBe(401);
+      expect(errorCodes(response)).toEqual(["UNAUTHENTICATED"]);
+      expect(response.body.errors?.[0].extensions).not.toHaveProperty("stacktrace");
+    });
+
+    it("masks an internal error's message, on a read and on a write", async () => {
+      const tenant = freshTenant();
+      const key = sessionKeyOf(tenant, "alice", "s1");
+      await redis.admin.set(key, "{this is not a session document");
+
+      const read = await production.post({ query: READ, variables: { sessionId: "s1" } }, prodCaller(tenant));
+      const write = await production.post(
+        { query: STORE, variables: { input: { sessionId: "s1" } } },
+        prodCaller(tenant),
+      );
+      const devRead = await development.post(
+        { query: READ, variables: { sessionId: "s1" } },
+        gatewayHeaders(tenant, "alice"),
+      );
+
+      for (const response of [read, write]) {
+        expect(response.body.errors).toEqual([
+          {
+            message: "Internal server error",
+            path: [expect.any(String)],
+            extensions: { code: "INTERNAL_SERVER_ERROR" },
+          },
+        ]);
+        expect(JSON.stringify(response.body)).not.toContain(tenant);
+      }
+      expect(errorCodes(devRead)).toEqual(["INTERNAL_SERVER_ERROR"]);
+      expect(devRead.body.errors?.[0].message).not.toBe("Internal server error");
+    });
+
+    it("refuses introspection", async () => {
+      const response = await production.post(
+        { query: "{ __schema { queryType { name } } }" },
+        prodCaller(freshTenant()),
+      );
+
+      expect(response.body.errors?.length).toBeGreaterThan(0);
+      expect(response.body.data ?? null).toBeNull();
+    });
+  });
+
+  describe("GET /graphql serves queries only, with CSRF prevention on", () => {
+    it("answers a query with the apollo-require-preflight header", async () => {
+      const tenant = freshTenant();
+      await development.post(
+        { query: STORE, variables: { input: { sessionId: "s1", conversationState: { via: "post" } } } },
+        gatewayHeaders(tenant, "alice"),
+      );
+
+      const response = await getGraphQL(
+        development.url,
+        { query: READ, variables: { sessionId: "s1" } },
+        { ...gatewayHeaders(tenant, "alice"), "apollo-require-preflight": "true" },
+      );
+
+      expect(response.status).toBe(200);
+      expect(response.body.data).toMatchObject({ sessionContext: { conversationState: { via: "post" } } });
+    });
+
+    it("answers a query with the x-apollo-operation-name header", async () => {
+      const response = await getGraphQL(
+        development.url,
+        { query: READ, variables: { sessionId: "s1" }, operationName: "Read" },
+        { ...gatewayHeaders(freshTenant(), "alice"), "x-apollo-operation-name": "Read" },
+      );
+
+      expect(response.status).toBe(200);
+      expect(response.body).toEqual({ data: { sessionContext: null } });
+    });
+
+    it("refuses a GET without a preflight header (CSRF prevention)", async () => {
+      const response = await getGraphQL(
+        development.url,
+        { query: READ, variables: { sessionId: "s1" } },
+        gatewayHeaders(freshTenant(), "alice"),
+      );
+
+      expect(response.status).toBe(400);
+      expect(response.body.errors?.[0].message).toMatch(/CSRF/i);
+      expect(response.body.data).toBeUndefined();
+    });
+
+    it("refuses a mutation over GET and writes nothing", async () => {
+      const tenant = freshTenant();
+
+      const response = await getGraphQL(
+        development.url,
+        { query: STORE, variables: { input: { sessionId: "s1" } } },
+        { ...gatewayHeaders(tenant, "alice"), "apollo-require-preflight": "true" },
+      );
+
+      expect(response.status).toBe(405);
+      expect(response.body.errors?.[0].message).toMatch(/mutation/i);
+      expect(await redis.admin.exists(sessionKeyOf(tenant, "alice", "s1"))).toBe(0);
+    });
+  });
+
+  describe("every /graphql response carries x-request-id", () => {
+    it("echoes the caller's x-request-id on success and on errors", async () => {
+      const ok = await development.post(
+        { query: READ, variables: { sessionId: "s1" } },
+        { ...gatewayHeaders(freshTenant(), "alice"), "x-request-id": "req-123.abc" },
+      );
+      const unauthenticated = await development.post(
+        { query: READ, variables: { sessionId: "s1" } },
+        { "x-request-id": "req-456" },
+      );
+      const invalid = await development.post(
+        { query: "{ nope" },
+        { ...gatewayHeaders(freshTenant(), "alice"), "x-request-id": "req-789" },
+      );
+
+      expect(ok.headers.get("x-request-id")).toBe("req-123.abc");
+      expect(unauthenticated.status).toBe(401);
+      expect(unauthenticated.headers.get("x-request-id")).toBe("req-456");
+      expect(invalid.status).toBe(400);
+      expect(invalid.headers.get("x-request-id")).toBe("req-789");
+    });
+
+    it("makes up a distinct id when none is given, or when the given one is unsafe", async () => {
+      const first = await development.post({ query: "{ _service { sdl } }" });
+      const second = await development.post({ query: "{ _service { sdl } }" });
+      const unsafe = await development.post({ query: "{ _service { sdl } }" }, { "x-request-id": 'a b"<script>' });
+
+      const ids = [first, second, unsafe].map((r) => r.headers.get("x-request-id"));
+      expect(ids.every((id) => typeof id === "string" && id.length > 0)).toBe(true);
+      expect(new Set(ids).size).toBe(3);
+      expect(ids[2]).not.toContain("script");
+    });
+
+    it("carries it on a refused body too", async () => {
+      const response = await fetch(`${development.url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-request-id": "req-bad-json" },
+        body: "{not json",
+      });
+
+      expect(response.status).toBe(400);
+      expect(response.headers.get("x-request-id")).toBe("req-bad-json");
+    });
+  });
+
+  describe("CORS: CORS_ORIGINS lists exact origins, echoed and never *", () => {
+    it.each(["https://a.example", "https://b.example"])("echoes the allowed origin %s", async (origin) => {
+      const response = await production.post({ query: "{ _service { sdl } }" }, { origin });
+
+      expect(response.status).toBe(200);
+      expect(response.headers.get("access-control-allow-origin")).toBe(origin);
+    });
+
+    it.each(["https://c.example", "https://a.example.evil.example", "http://a.example"])(
+      "does not allow %s",
+      async (origin) => {
+        const response = await production.post({ query: "{ _service { sdl } }" }, { origin });
+
+        expect(response.headers.get("access-control-allow-origin")).toBeNull();
+      },
+    );
+
+    it("answers a preflight for an allowed origin with that origin, not *", async () => {
+      const response = await fetch(`${production.url}/graphql`, {
+        method: "OPTIONS",
+        headers: {
+          origin: "https://b.example",
+          "access-control-request-method": "POST",
+          "access-control-request-headers": "content-type,authorization",
+        },
+      });
+
+      expect(response.status).toBeLessThan(300);
+      expect(response.headers.get("access-control-allow-origin")).toBe("https://b.example");
+    });
+  });
+
+  describe("request bodies over the limit are refused with a clear error", () => {
+    it("answers 413 naming the limit, and writes nothing", async () => {
+      const tenant = freshTenant();
+      const huge = "x".repeat(2 * 1024 * 1024);
+
+      const response = await development.post(
+        { query: STORE, variables: { input: { sessionId: "s1", conversationState: { huge } } } },
+        gatewayHeaders(tenant, "alice"),
+      );
+
+      expect(response.status).toBe(413);
+      expect(response.body.errors?.[0].message).toMatch(/request body is larger than \d+ bytes/);
+      expect(await redis.admin.exists(sessionKeyOf(tenant, "alice", "s1"))).toBe(0);
+    });
+  });
+});

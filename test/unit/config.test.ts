@@ -1,0 +1,223 @@
+import { ConfigError, loadConfig } from "../../src/config";
+
+/** The problem lines loadConfig refuses `env` with (fails the test when it accepts it). */
+function problemsOf(env: NodeJS.ProcessEnv): readonly string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+/** What production needs to start: a Redis and authentication. */
+const production = { NODE_ENV: "production", REDIS_URL: "redis://redis:6379", JWT_SECRET: "s3cret" };
+
+describe("Defaults come from the configuration table", () => {
+  it("starts with no variables set: port 4000 on 0.0.0.0, embedded store, gateway auth, the documented limits", () => {
+    const config = loadConfig({});
+
+    expect(config).toEqual({
+      nodeEnv: "development",
+      production: false,
+      port: 4000,
+      host: "0.0.0.0",
+      redisUrl: undefined,
+      auth: {
+        mode: "gateway",
+        jwtSecret: undefined,
+        jwksUrl: undefined,
+        issuer: undefined,
+        audience: undefined,
+        gatewaySecret: undefined,
+      },
+      maxContextBytes: 262144,
+      maxTtlSeconds: 2592000,
+      slowOperationMs: 100,
+      introspection: true,
+      corsOrigins: "any",
+      logLevel: "info",
+      cleanupMinIntervalSeconds: 60,
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.auth)).toBe(true);
+  });
+
+  it("treats an empty variable as unset", () => {
+    const config = loadConfig({ PORT: "", REDIS_URL: "", MAX_CONTEXT_BYTES: "", INTROSPECTION: "" });
+
+    expect(config).toMatchObject({ port: 4000, redisUrl: undefined, maxContextBytes: 262144, introspection: true });
+  });
+
+  it.each([
+    ["JWT_SECRET", "s3cret"],
+    ["JWKS_URL", "https://issuer.example/.well-known/jwks.json"],
+  ])("uses jwt auth when %s is set", (name, value) => {
+    expect(loadConfig({ [name]: value }).auth.mode).toBe("jwt");
+  });
+
+  it("reads every variable it is given", () => {
+    const config = loadConfig({
+      PORT: "8080",
+      HOST: "127.0.0.1",
+      REDIS_URL: "rediss://user:pw@redis.example:6380/2",
+      JWT_SECRET: "s3cret",
+      JWT_ISSUER: "https://issuer.example",
+      JWT_AUDIENCE: "scs",
+      MAX_CONTEXT_BYTES: "1048576",
+      MAX_TTL_SECONDS: "3600",
+      SLOW_OPERATION_MS: "0",
+      LOG_LEVEL: "debug",
+      CLEANUP_MIN_INTERVAL_SECONDS: "1",
+    });
+
+    expect(config).toMatchObject({
+      port: 8080,
+      host: "127.0.0.1",
+      redisUrl: "rediss://user:pw@redis.example:6380/2",
+      auth: { mode: "jwt", jwtSecret: "s3cret", issuer: "https://issuer.example", audience: "scs" },
+      maxContextBytes: 1048576,
+      maxTtlSeconds: 3600,
+      slowOperationMs: 0,
+      logLevel: "debug",
+      cleanupMinIntervalSeconds: 1,
+    });
+  });
+});
+
+describe("A bad value stops the start with one clear line naming the variable", () => {
+  it.each([
+    ["PORT", "abc"],
+    ["PORT", "70000"],
+    ["PORT", "-1"],
+    ["REDIS_URL", "http://redis:6379"],
+    ["REDIS_URL", "localhost:6379"],
+    ["JWKS_URL", "ftp://issuer.example/jwks"],
+    ["AUTH_MODE", "basic"],
+    ["MAX_CONTEXT_BYTES", "1.5"],
+    ["MAX_TTL_SECONDS", "0"],
+    ["SLOW_OPERATION_MS", "fast"],
+    ["INTROSPECTION", "yes"],
+    ["LOG_LEVEL", "loud"],
+    ["CLEANUP_MIN_INTERVAL_SECONDS", "1e3"],
+  ])("%s=%s", (name, value) => {
+    const problems = problemsOf({ [name]: value });
+
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(new RegExp(`^${name}: \\S.*`));
+    expect(problems[0]).not.toContain("\n");
+  });
+
+  it("lists every problem together, one line each, in the error's message too", () => {
+    const env = { NODE_ENV: "production", PORT: "abc", INTROSPECTION: "maybe", LOG_LEVEL: "loud" };
+
+    const problems = problemsOf(env);
+
+    const named = problems.map((line) => line.slice(0, line.indexOf(":")));
+    expect(named.sort()).toEqual(["AUTH_MODE", "INTROSPECTION", "LOG_LEVEL", "PORT", "REDIS_URL"]);
+    expect(() => loadConfig(env)).toThrow(problems.join("\n"));
+  });
+
+  it.each([
+    ["AUTH_MODE", { AUTH_MODE: "basic", JWT_SECRET: undefined }],
+    ["REDIS_URL", { REDIS_URL: "http://redis:6379" }],
+  ])("names a bad %s once in production, though rules across variables also look at it", (name, change) => {
+    expect(problemsOf({ ...production, ...change })).toEqual([expect.stringMatching(new RegExp(`^${name}: `))]);
+  });
+
+  it("refuses JWT_SECRET together with JWKS_URL, and AUTH_MODE=jwt without either", () => {
+    expect(problemsOf({ JWT_SECRET: "s", JWKS_URL: "https://issuer.example/jwks" })).toEqual([
+      expect.stringMatching(/^JWT_SECRET: /),
+    ]);
+    expect(problemsOf({ AUTH_MODE: "jwt" })).toEqual([expect.stringMatching(/^AUTH_MODE: /)]);
+  });
+});
+
+describe("Production refuses to start without a Redis or without authentication", () => {
+  it("starts with REDIS_URL and a JWT key", () => {
+    expect(loadConfig(production)).toMatchObject({ production: true, auth: { mode: "jwt" } });
+  });
+
+  it("starts in gateway mode with GATEWAY_SECRET", () => {
+    const { JWT_SECRET: _, ...withoutJwt } = production;
+
+    const config = loadConfig({ ...withoutJwt, AUTH_MODE: "gateway", GATEWAY_SECRET: "shared" });
+
+    expect(config.auth).toMatchObject({ mode: "gateway", gatewaySecret: "shared" });
+  });
+
+  it("refuses without REDIS_URL: the embedded store is one process only", () => {
+    expect(problemsOf({ ...production, REDIS_URL: undefined })).toEqual([expect.stringMatching(/^REDIS_URL: /)]);
+  });
+
+  it("refuses with no authentication configured", () => {
+    expect(problemsOf({ ...production, JWT_SECRET: undefined })).toEqual([expect.stringMatching(/^AUTH_MODE: /)]);
+  });
+
+  it.each([
+    ["AUTH_MODE=gateway alone", { JWT_SECRET: undefined, AUTH_MODE: "gateway" }],
+    ["AUTH_MODE=gateway next to a JWT key", { AUTH_MODE: "gateway" }],
+  ])("refuses gateway mode without GATEWAY_SECRET (%s)", (_what, change) => {
+    expect(problemsOf({ ...production, ...change })).toEqual([expect.stringMatching(/^GATEWAY_SECRET: /)]);
+  });
+
+  it("lists a missing Redis and missing authentication together", () => {
+    const named = problemsOf({ NODE_ENV: "production" }).map((line) => line.slice(0, line.indexOf(":")));
+
+    expect(named.sort()).toEqual(["AUTH_MODE", "REDIS_URL"]);
+  });
+});
+
+describe("CORS_ORIGINS: comma-separated exact origins, spaces around commas ignored", () => {
+  it("splits the list and trims the spaces around each origin", () => {
+    const config = loadConfig({ CORS_ORIGINS: " https://app.example , http://localhost:3000,https://x.example:8443 " });
+
+    expect(config.corsOrigins).toEqual(["https://app.example", "http://localhost:3000", "https://x.example:8443"]);
+  });
+
+  it("drops empty entries", () => {
+    expect(loadConfig({ CORS_ORIGINS: "https://app.example,, ," }).corsOrigins).toEqual(["https://app.example"]);
+  });
+
+  it("allows any origin by default outside production and none in production", () => {
+    expect(loadConfig({}).corsOrigins).toBe("any");
+    expect(loadConfig(production).corsOrigins).toEqual([]);
+  });
+
+  it("uses the list in production when one is given", () => {
+    expect(loadConfig({ ...production, CORS_ORIGINS: "https://app.example" }).corsOrigins).toEqual([
+      "https://app.example",
+    ]);
+  });
+});
+
+describe("INTROSPECTION: false in production, else true, unless set", () => {
+  it.each([
+    ["development", undefined, true],
+    ["test", undefined, true],
+    ["production", undefined, false],
+    ["development", "false", false],
+    ["production", "true", true],
+  ])("NODE_ENV=%s, INTROSPECTION=%s: %s", (nodeEnv, introspection, expected) => {
+    const env = nodeEnv === "production" ? { ...production } : { NODE_ENV: nodeEnv };
+
+    expect(loadConfig({ ...env, INTROSPECTION: introspection }).introspection).toBe(expected);
+  });
+});
+
+describe("configuration errors never echo credentials", () => {
+  it.each([
+    ["REDIS_URL", "http://user:hunter2@example.test"],
+    ["JWKS_URL", "ftp://hunter2"],
+  ])("does not print the bad value of %s", (name, value) => {
+    let message = "";
+    try {
+      loadConfig({ [name]: value });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain(`${name}:`);
+    expect(message).not.toContain("hunter2");
+  });
+});
