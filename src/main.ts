@@ -3,13 +3,15 @@ import { createAuthenticator } from "./auth/authenticator";
 import { ConfigError, loadConfig, type Config } from "./config";
 import { createLogger } from "./logger";
 import { createServer } from "./server";
-import type { SessionStore } from "./sessions/session-store";
-import { MemorySessionStore } from "./store/memory/memory-session-store";
-import { createRedisClient, whenReady } from "./store/redis/redis-client";
-import { RedisSessionStore } from "./store/redis/redis-session-store";
 import type { Logger } from "pino";
+import { CleanupScheduler } from "./cleanup/cleanup-scheduler";
+import { createMemoryBackend, createRedisBackend, type Backend } from "./store/backend";
+import { createRedisClient, whenReady } from "./store/redis/redis-client";
 
-/** Composition root: config → logger → store → schema → server → listen; shutdown on SIGTERM/SIGINT. */
+/**
+ * Composition root: config → logger → store → schema → server → listen → cleanup scheduler; shutdown on
+ * SIGTERM/SIGINT.
+ */
 async function main(): Promise<void> {
   let config: Config;
   try {
@@ -22,22 +24,28 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = createLogger(config.logLevel);
-  const store = await createStore(config, logger);
-  const server = await createServer({ config, logger, store, authenticator: createAuthenticator(config.auth) });
+  const backend = await createBackend(config, logger);
+  const server = await createServer({ config, logger, backend, authenticator: createAuthenticator(config.auth) });
   const address = await server.listen(config.port, config.host);
   logger.info(
-    { port: address.port, host: config.host, store: store.kind, authMode: config.auth.mode },
+    { port: address.port, host: config.host, store: backend.sessions.kind, authMode: config.auth.mode },
     `serving http://localhost:${address.port}/graphql`,
   );
+  const scheduler = new CleanupScheduler({
+    ...backend,
+    logger: logger.child({ component: "cleanup" }),
+    // Look often enough to start a run within a quarter of the shortest interval a tenant may set, at most 5 s late.
+    tickMs: Math.min(5000, Math.max(100, (config.cleanupMinIntervalSeconds * 1000) / 4)),
+  });
+  scheduler.start();
 
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down");
-    server
-      .stop()
-      .then(() => store.close())
+    Promise.all([server.stop(), scheduler.stop()])
+      .then(() => backend.sessions.close())
       .then(() => process.exit(0))
       .catch((error: unknown) => {
         logger.error({ err: error }, "shutdown failed");
@@ -48,18 +56,18 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => shutdown("SIGINT"));
 }
 
-async function createStore(config: Config, logger: Logger): Promise<SessionStore> {
+async function createBackend(config: Config, logger: Logger): Promise<Backend> {
   if (config.redisUrl) {
     const redis = createRedisClient({ url: config.redisUrl, logger: logger.child({ component: "redis" }) });
     // Serve either way: /health/ready answers 503 until Redis is reachable, and the client keeps reconnecting.
     if (!(await whenReady(redis, 5000))) logger.warn("Redis is not reachable yet; starting anyway, not ready");
-    return new RedisSessionStore(redis);
+    return createRedisBackend(redis);
   }
   logger.warn(
     { store: "memory" },
     "REDIS_URL is not set: using the embedded in-process store (one process only, not durable; for local use)",
   );
-  return new MemorySessionStore();
+  return createMemoryBackend();
 }
 
 main().catch((error: unknown) => {

@@ -2,14 +2,22 @@ import { buildSubgraphSchema } from "@apollo/subgraph";
 import { printSchemaWithDirectives } from "@graphql-tools/utils";
 import { parse, type GraphQLSchema } from "graphql";
 import { DateTimeResolver } from "graphql-scalars";
-import { buildSchema, createResolversMap } from "type-graphql";
+import { buildSchema, createResolversMap, type AuthCheckerFn } from "type-graphql";
 import type { RequestContext } from "./context/request-context";
+import { OrphanCleanupResolver } from "./cleanup/orphan-cleanup.resolver";
+import { ForbiddenError } from "./errors/errors";
 import { SessionContextResolver } from "./sessions/session-context.resolver";
+import { SessionListResolver } from "./sessions/session-list.resolver";
+import type { Backend } from "./store/backend";
+import type { SettingsBounds } from "./tenants/tenant-settings";
+import { TenantSettingsResolver } from "./tenants/tenant-settings.resolver";
 import type { SessionRecord } from "./sessions/session-record";
 import type { SessionService } from "./sessions/session.service";
 
 export interface SchemaDeps {
   sessions: SessionService;
+  backend: Backend;
+  settingsBounds: SettingsBounds;
 }
 
 const FEDERATION_LINK = `
@@ -25,11 +33,20 @@ const FEDERATION_LINK = `
  * so it goes through SessionService.read: the same id validation, tenant and role checks as `sessionContext`.
  */
 export async function buildSessionSchema(deps: SchemaDeps): Promise<GraphQLSchema> {
-  const resolvers = new Map<unknown, unknown>([[SessionContextResolver, new SessionContextResolver(deps.sessions)]]);
+  const resolvers = new Map<unknown, unknown>([
+    [SessionContextResolver, new SessionContextResolver(deps.sessions)],
+    [SessionListResolver, new SessionListResolver(deps.sessions)],
+    [TenantSettingsResolver, new TenantSettingsResolver(deps.backend.settings, deps.settingsBounds)],
+    [
+      OrphanCleanupResolver,
+      new OrphanCleanupResolver(deps.backend.sessions, deps.backend.settings, deps.settingsBounds.maxTtlSeconds),
+    ],
+  ]);
   const schema = await buildSchema({
-    resolvers: [SessionContextResolver],
+    resolvers: [SessionContextResolver, SessionListResolver, TenantSettingsResolver, OrphanCleanupResolver],
     container: { get: (someClass) => resolvers.get(someClass) },
     scalarsMap: [{ type: Date, scalar: DateTimeResolver }],
+    authChecker: roleChecker,
     validate: false,
   });
 
@@ -49,3 +66,16 @@ export async function buildSessionSchema(deps: SchemaDeps): Promise<GraphQLSchem
     { typeDefs: parse(FEDERATION_LINK + printSchemaWithDirectives(schema)), resolvers: resolverMap as never },
   ]);
 }
+
+/**
+ * `@Authorized("service")` passes for service and admin, `@Authorized("admin")` for admin only. A caller without
+ * the role gets FORBIDDEN (our error, so the code is the contract's). An arrow function on purpose: type-graphql
+ * treats anything with a prototype as an auth-checker class to instantiate.
+ */
+const roleChecker: AuthCheckerFn<RequestContext> = ({ context }, roles) => {
+  for (const role of roles) {
+    if (role !== "service" && role !== "admin") throw new Error(`unknown role in @Authorized: ${role}`);
+    if (!context.caller.hasRole(role)) throw new ForbiddenError(`this operation needs the ${role} role`);
+  }
+  return true;
+};

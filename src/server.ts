@@ -19,13 +19,13 @@ import { createHttpApp } from "./http/http-app";
 import { SessionReadLimitPlugin } from "./plugins/session-read-limit.plugin";
 import { buildSessionSchema } from "./schema";
 import { MAX_SESSION_READS_PER_REQUEST } from "./sessions/session-loader";
-import type { SessionStore } from "./sessions/session-store";
+import type { Backend } from "./store/backend";
 import { SessionService } from "./sessions/session.service";
 
 export interface ServerDeps {
   config: Config;
   logger: Logger;
-  store: SessionStore;
+  backend: Backend;
   authenticator: Authenticator;
 }
 
@@ -40,12 +40,20 @@ export interface SessionContextServer {
 
 /** Builds the Apollo server and its HTTP app, started but not listening: main.ts and tests both use this. */
 export async function createServer(deps: ServerDeps): Promise<SessionContextServer> {
-  const { config, logger, store } = deps;
+  const { config, logger, backend } = deps;
+  const store = backend.sessions;
   const sessions = new SessionService(store, {
     maxTtlSeconds: config.maxTtlSeconds,
     maxContextBytes: config.maxContextBytes,
   });
-  const schema = await buildSessionSchema({ sessions });
+  const schema = await buildSessionSchema({
+    sessions,
+    backend,
+    settingsBounds: {
+      maxTtlSeconds: config.maxTtlSeconds,
+      cleanupMinIntervalSeconds: config.cleanupMinIntervalSeconds,
+    },
+  });
   const httpServer = createHttpServer();
 
   const apollo = new ApolloServer<RequestContext>({

@@ -1,5 +1,19 @@
 import type { SessionRecord, SessionRef, SessionWrite, WriteLimits } from "./session-record";
 
+/** A position in a user's session list: the last write (ms) and index member of the last entry shown. */
+export interface PageCursor {
+  readonly lastUpdated: number;
+  readonly member: string;
+}
+
+/** One page of a user's session index, newest last write first. */
+export interface SessionIndexPage {
+  readonly entries: readonly { readonly ref: SessionRef; readonly cursor: PageCursor }[];
+  readonly hasNextPage: boolean;
+  /** The user's live sessions (entries of expired ones are dropped before counting). */
+  readonly totalCount: number;
+}
+
 /**
  * Where session contexts are kept. Every method takes the caller's tenant first; implementations build keys only
  * through `store/keys.ts`, so no two (tenant, user, session) can meet.
@@ -15,11 +29,30 @@ export interface SessionStore {
   /** Batch read for the loader: result[i] answers refs[i]; a missing or expired session is null. One round trip. */
   getMany(tenantId: string, refs: readonly SessionRef[]): Promise<(SessionRecord | null)[]>;
 
-  /** Replaces the whole context (omitted fields become empty), keeping `storedAt` of an existing session. */
+  /**
+   * Replaces the whole context (omitted fields become empty), keeping `storedAt` of an existing session. The
+   * session and its index entries change in one atomic step. `limits` gives the defaults for a tenant that has
+   * not set its own TTL and list caps.
+   */
   store(tenantId: string, ref: SessionRef, write: SessionWrite, limits: WriteLimits): Promise<SessionRecord>;
 
   /** Shallow-merges the objects and appends the lists, atomically; creates the session when absent. */
   merge(tenantId: string, ref: SessionRef, write: SessionWrite, limits: WriteLimits): Promise<SessionRecord>;
+
+  /** Deletes one session and its index entries; true when it existed. */
+  deleteSession(tenantId: string, ref: SessionRef): Promise<boolean>;
+
+  /** Deletes every session of one user and the user's indexes; returns how many sessions existed. */
+  deleteUserSessions(tenantId: string, userId: string): Promise<number>;
+
+  /** A page of one user's sessions, newest last write first, after `after` when given. */
+  listUserSessions(tenantId: string, userId: string, first: number, after?: PageCursor): Promise<SessionIndexPage>;
+
+  /**
+   * Deletes the tenant's sessions with no write for `olderThanSeconds`, reading only the activity index in bounded
+   * batches, and drops index entries of sessions that already expired. Returns the sessions deleted.
+   */
+  purgeOrphans(tenantId: string, olderThanSeconds: number): Promise<number>;
 
   /** Resolves when the store answers; rejects with ServiceUnavailableError otherwise. For `/health/ready`. */
   ping(): Promise<void>;

@@ -4,11 +4,11 @@ import { assertValidId } from "./ids";
 import type { SessionContextInput } from "./session-context.input";
 import { primeSession } from "./session-loader";
 import type { SessionRecord, SessionWrite, WriteLimits } from "./session-record";
-import type { SessionStore } from "./session-store";
+import type { PageCursor, SessionStore } from "./session-store";
+import { DEFAULT_TENANT_SETTINGS } from "../tenants/tenant-settings";
 
-/** Defaults that tenant settings will override per tenant. */
-export const DEFAULT_TTL_SECONDS = 86_400;
-export const DEFAULT_MAX_LIST_ENTRIES = 100;
+/** Largest page of `userSessions`. */
+export const MAX_PAGE_SIZE = 100;
 
 export interface SessionServiceOptions {
   maxTtlSeconds: number;
@@ -58,6 +58,46 @@ export class SessionService {
     return record;
   }
 
+  /** A page of one user's sessions, newest last write first; records come through the request's loader. */
+  async list(ctx: RequestContext, args: { userId?: string | null; first: number; after?: string | null }) {
+    const userId = ctx.caller.actingFor(args.userId);
+    if (!Number.isInteger(args.first) || args.first < 1 || args.first > MAX_PAGE_SIZE) {
+      throw new BadUserInputError("first", `must be between 1 and ${MAX_PAGE_SIZE}`);
+    }
+    const after = args.after === undefined || args.after === null ? undefined : decodeCursor(args.after);
+    const page = await this.sessionStore.listUserSessions(ctx.caller.tenantId, userId, args.first, after);
+    const records = await ctx.sessions.loadMany(page.entries.map((entry) => entry.ref));
+    const edges = page.entries.flatMap((entry, i) => {
+      const node = records[i];
+      if (node instanceof Error) throw node;
+      // A session that expired between the index read and the load is left out of the page.
+      return node === null ? [] : [{ cursor: encodeCursor(entry.cursor), node }];
+    });
+    const last = page.entries.at(-1);
+    return {
+      edges,
+      pageInfo: { hasNextPage: page.hasNextPage, endCursor: last ? encodeCursor(last.cursor) : null },
+      totalCount: page.totalCount,
+    };
+  }
+
+  /** Deletes one session; true when it existed. */
+  async delete(ctx: RequestContext, sessionId: unknown, userId: string | null | undefined): Promise<boolean> {
+    assertValidId(sessionId, "sessionId");
+    const ref = { userId: ctx.caller.actingFor(userId), sessionId };
+    const existed = await this.sessionStore.deleteSession(ctx.caller.tenantId, ref);
+    ctx.sessions.clear(ref);
+    return existed;
+  }
+
+  /** Erasure: deletes every session of one user; returns how many there were. */
+  async deleteUser(ctx: RequestContext, userId: string | null | undefined): Promise<number> {
+    const target = ctx.caller.actingFor(userId);
+    const deleted = await this.sessionStore.deleteUserSessions(ctx.caller.tenantId, target);
+    ctx.sessions.clearAll();
+    return deleted;
+  }
+
   private toWrite(input: SessionContextInput): SessionWrite {
     const { ttlSeconds, expectedVersion } = input;
     if (
@@ -84,12 +124,30 @@ export class SessionService {
     };
   }
 
+  /** The defaults for a tenant that has not set its own TTL and caps; the stores apply the tenant's settings. */
   private limits(): WriteLimits {
     return {
-      defaultTtlSeconds: DEFAULT_TTL_SECONDS,
+      defaultTtlSeconds: DEFAULT_TENANT_SETTINGS.defaultTtlSeconds,
       maxContextBytes: this.options.maxContextBytes,
-      maxInterruptedQueries: DEFAULT_MAX_LIST_ENTRIES,
-      maxRecentInteractions: DEFAULT_MAX_LIST_ENTRIES,
+      maxInterruptedQueries: DEFAULT_TENANT_SETTINGS.maxInterruptedQueries,
+      maxRecentInteractions: DEFAULT_TENANT_SETTINGS.maxRecentInteractions,
     };
   }
+}
+
+/** Opaque page cursor: base64url of [lastUpdated, index member]. */
+function encodeCursor(cursor: PageCursor): string {
+  return Buffer.from(JSON.stringify([cursor.lastUpdated, cursor.member])).toString("base64url");
+}
+
+function decodeCursor(text: string): PageCursor {
+  try {
+    const [lastUpdated, member] = JSON.parse(Buffer.from(text, "base64url").toString("utf8")) as unknown[];
+    if (Number.isSafeInteger(lastUpdated) && typeof member === "string" && member.includes(":")) {
+      return { lastUpdated: lastUpdated as number, member };
+    }
+  } catch {
+    // falls through to the error below
+  }
+  throw new BadUserInputError("after", "is not a cursor this server issued");
 }

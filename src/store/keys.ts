@@ -22,3 +22,59 @@ export function tenantPrefix(tenantId: string): string {
 export function sessionKey(tenantId: string, userId: string, sessionId: string): string {
   return `${tenantPrefix(tenantId)}user:${escapeId(userId)}:session:${escapeId(sessionId)}`;
 }
+
+/**
+ * Index member of a session: `<escaped user>:<escaped session>`. Escaped ids contain no `:`, so the member
+ * splits back into exactly one (user, session).
+ */
+export function indexMember(userId: string, sessionId: string): string {
+  return `${escapeId(userId)}:${escapeId(sessionId)}`;
+}
+
+export function refFromMember(member: string): { userId: string; sessionId: string } {
+  const colon = member.indexOf(":");
+  return { userId: unescapeId(member.slice(0, colon)), sessionId: unescapeId(member.slice(colon + 1)) };
+}
+
+export function unescapeId(escaped: string): string {
+  return escaped.replace(/%([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
+
+/** The tenant's sessions by last write (sorted set, score = lastUpdated in ms): what orphan cleanup reads. */
+export function activityIndexKey(tenantId: string): string {
+  return `${tenantPrefix(tenantId)}activity`;
+}
+
+/** The tenant's sessions by expiry (sorted set, score = expiresAt in ms): drops entries of expired sessions. */
+export function expiryIndexKey(tenantId: string): string {
+  return `${tenantPrefix(tenantId)}expiry`;
+}
+
+/**
+ * One user's sessions by last write. `…:user:<u>:sessions` never equals a session key `…:user:<u>:session:<s>`:
+ * the character after `session` differs.
+ */
+export function userIndexKey(tenantId: string, userId: string): string {
+  return `${tenantPrefix(tenantId)}user:${escapeId(userId)}:sessions`;
+}
+
+/** One user's sessions by expiry, so listing can drop expired entries exactly. */
+export function userExpiryKey(tenantId: string, userId: string): string {
+  return `${tenantPrefix(tenantId)}user:${escapeId(userId)}:expiry`;
+}
+
+/** The tenant's settings and cleanup bookkeeping (hash). */
+export function settingsKey(tenantId: string): string {
+  return `${tenantPrefix(tenantId)}settings`;
+}
+
+/**
+ * Keys that belong to no tenant start with `scs:`. The cleanup schedule is one sorted set of tenant ids scored by
+ * the next due time (ms); it is the only cross-tenant key, and nothing writes it together with a tenant's keys.
+ */
+export const CLEANUP_SCHEDULE_KEY = "scs:cleanup:schedule";
+
+/** Lease that keeps two cleanup runs of one tenant from overlapping. */
+export function cleanupLeaseKey(tenantId: string): string {
+  return `scs:cleanup:lease:${escapeId(tenantId)}`;
+}

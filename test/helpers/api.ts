@@ -48,6 +48,11 @@ export async function tenantKeys(admin: Redis, tenantId: string): Promise<string
   return found.sort();
 }
 
+/** The tenant's session keys only (its index and settings keys left out). */
+export async function tenantSessionKeys(admin: Redis, tenantId: string): Promise<string[]> {
+  return (await tenantKeys(admin, tenantId)).filter((key) => key.includes(":session:"));
+}
+
 /** A GET /graphql request with the query (and variables) in the URL. */
 export async function getGraphQL<T = Record<string, unknown>>(
   baseUrl: string,

@@ -4,9 +4,8 @@ import { createAuthenticator } from "../../src/auth/authenticator";
 import { loadConfig, type Config } from "../../src/config";
 import { createServer, type SessionContextServer } from "../../src/server";
 import type { SessionStore } from "../../src/sessions/session-store";
-import { MemorySessionStore } from "../../src/store/memory/memory-session-store";
 import { createRedisClient, whenReady } from "../../src/store/redis/redis-client";
-import { RedisSessionStore } from "../../src/store/redis/redis-session-store";
+import { createMemoryBackend, createRedisBackend, type Backend } from "../../src/store/backend";
 
 export interface GraphQLResponse<T = Record<string, unknown>> {
   status: number;
@@ -21,6 +20,8 @@ export interface TestServer {
   readonly url: string;
   readonly config: Config;
   readonly store: SessionStore;
+  /** The store with the tenant settings and cleanup schedule beside it. */
+  readonly backend: Backend;
   /** POSTs a GraphQL request as JSON. */
   post<T = Record<string, unknown>>(
     body: { query: string; variables?: Record<string, unknown>; operationName?: string },
@@ -43,11 +44,12 @@ export async function startTestServer(
     ...options.env,
   });
   const logger = pino({ level: config.logLevel });
-  const store = await createStore(config.redisUrl, logger);
+  const backend = await createBackend(config.redisUrl, logger);
+  const store = backend.sessions;
   const server: SessionContextServer = await createServer({
     config,
     logger,
-    store,
+    backend,
     authenticator: createAuthenticator(config.auth),
   });
   const address = await server.listen(0, "127.0.0.1");
@@ -56,6 +58,7 @@ export async function startTestServer(
     url,
     config,
     store,
+    backend,
     async post(body, headers = {}) {
       const response = await fetch(`${url}/graphql`, {
         method: "POST",
@@ -81,9 +84,9 @@ export function freshTenant(label = "tenant"): string {
   return `${label}-${randomUUID()}`;
 }
 
-async function createStore(redisUrl: string | undefined, logger: pino.Logger): Promise<SessionStore> {
-  if (!redisUrl) return new MemorySessionStore();
+async function createBackend(redisUrl: string | undefined, logger: pino.Logger): Promise<Backend> {
+  if (!redisUrl) return createMemoryBackend();
   const redis = createRedisClient({ url: redisUrl, logger });
   if (!(await whenReady(redis, 5000))) throw new Error(`Redis at ${redisUrl} did not become ready`);
-  return new RedisSessionStore(redis);
+  return createRedisBackend(redis);
 }

@@ -1,4 +1,4 @@
-import { errorCodes, MERGE, READ, sessionKeyOf, STORE, tenantKeys } from "../helpers/api";
+import { errorCodes, MERGE, READ, sessionKeyOf, STORE, tenantKeys, tenantSessionKeys } from "../helpers/api";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
 import { freshTenant, gatewayHeaders, startTestServer, type TestServer } from "../helpers/test-server";
 
@@ -131,7 +131,7 @@ describe("bad input", () => {
       expectBadUserInput(refused, "MAX_CONTEXT_BYTES");
       expect(keysAfterRefusal).toEqual([]);
       expect(accepted.body.errors).toBeUndefined();
-      expect(await tenantKeys(redis.admin, tenant)).toEqual([sessionKeyOf(tenant, "svc", "s2")]);
+      expect(await tenantSessionKeys(redis.admin, tenant)).toEqual([sessionKeyOf(tenant, "svc", "s2")]);
     });
   });
 
@@ -224,7 +224,7 @@ describe("bad input", () => {
       expect(errorCodes(conflict)).toEqual(["CONFLICT"]);
       expect(keysAfterConflict).toEqual([]);
       expect(created.body.errors).toBeUndefined();
-      expect(await tenantKeys(redis.admin, tenant)).toEqual([sessionKeyOf(tenant, "svc", "s1")]);
+      expect(await tenantSessionKeys(redis.admin, tenant)).toEqual([sessionKeyOf(tenant, "svc", "s1")]);
     });
 
     it("writes when expectedVersion equals the stored version", async () => {

@@ -1,4 +1,4 @@
-import { ENTITIES, errorCodes, MERGE, READ, sessionKeyOf, STORE, tenantKeys } from "../helpers/api";
+import { ENTITIES, errorCodes, MERGE, READ, sessionKeyOf, STORE, tenantKeys, tenantSessionKeys } from "../helpers/api";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
 import { freshTenant, gatewayHeaders, startTestServer, type TestServer } from "../helpers/test-server";
 
@@ -202,8 +202,8 @@ describe("roles against Redis", () => {
 
       expect(before).not.toBeNull();
       expect(await redis.admin.get(ownerKey)).toBe(before);
-      expect(await tenantKeys(redis.admin, owner)).toEqual([ownerKey]);
-      expect(await tenantKeys(redis.admin, other)).toEqual([sessionKeyOf(other, "alice", "s1")]);
+      expect(await tenantSessionKeys(redis.admin, owner)).toEqual([ownerKey]);
+      expect(await tenantSessionKeys(redis.admin, other)).toEqual([sessionKeyOf(other, "alice", "s1")]);
       expect(JSON.parse((await redis.admin.get(sessionKeyOf(other, "alice", "s1"))) ?? "null")).toMatchObject({
         version: 3,
       });

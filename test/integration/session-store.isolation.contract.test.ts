@@ -57,6 +57,9 @@ function lookalikes(base: string): [tenant: string, user: string, session: strin
   ];
 }
 
+/** Session keys, as opposed to the tenant's index and settings keys beside them. */
+const isSessionKey = (key: string) => key.includes(":session:");
+
 async function scanKeys(redis: RedisProcess, match: string): Promise<string[]> {
   const found: string[] = [];
   let cursor = "0";
@@ -211,7 +214,7 @@ describe("RedisSessionStore in Redis", () => {
 
       await sut.store.store(tenant, verbatim, {}, LIMITS);
 
-      expect(await scanKeys(sut.redis, `tenant:{${tenant}}:*`)).toEqual([
+      expect(await scanKeys(sut.redis, `tenant:{${tenant}}:user:*:session:*`)).toEqual([
         `tenant:{${tenant}}:user:jane.doe@example.com:session:chat_2024-01-01.A9`,
       ]);
     });
@@ -226,7 +229,7 @@ describe("RedisSessionStore in Redis", () => {
         triples.map(([tenant, userId, sessionId]) => sut.store.store(tenant, { userId, sessionId }, {}, LIMITS)),
       );
 
-      const all = await scanKeys(sut.redis, `tenant:{${base}*`);
+      const all = (await scanKeys(sut.redis, `tenant:{${base}*`)).filter(isSessionKey);
       expect(all).toEqual(triples.map(([t, u, s]) => sessionKey(t, u, s)).sort());
       for (const key of all) {
         const [, tenant, user, session] = /^tenant:\{(.*)\}:user:(.*):session:(.*)$/.exec(key)!;
@@ -234,7 +237,9 @@ describe("RedisSessionStore in Redis", () => {
       }
       for (const tenant of tenants) {
         const own = triples.filter(([t]) => t === tenant).map(([t, u, s]) => sessionKey(t, u, s));
-        expect(await scanKeys(sut.redis, `${tenantPrefix(tenant)}*`)).toEqual(own.sort());
+        const found = await scanKeys(sut.redis, `${tenantPrefix(tenant)}*`);
+        expect(found.filter(isSessionKey)).toEqual(own.sort());
+        for (const key of found) expect(key.startsWith(tenantPrefix(tenant))).toBe(true); // indexes too
       }
     });
   });

@@ -3,21 +3,49 @@ import { join } from "node:path";
 import type { Redis, Result } from "ioredis";
 import { ConflictError, ContextTooLargeError } from "../../errors/errors";
 import type { SessionRecord, SessionRef, SessionWrite, WriteLimits } from "../../sessions/session-record";
-import type { SessionStore } from "../../sessions/session-store";
-import { sessionKey } from "../keys";
-import { CONTEXT_JSON_OVERHEAD, decodeDocument, newest, toRecord } from "../session-document";
+import type { PageCursor, SessionIndexPage, SessionStore } from "../../sessions/session-store";
+import { DEFAULT_TENANT_SETTINGS } from "../../tenants/tenant-settings";
+import {
+  activityIndexKey,
+  CLEANUP_SCHEDULE_KEY,
+  expiryIndexKey,
+  indexMember,
+  refFromMember,
+  sessionKey,
+  settingsKey,
+  userExpiryKey,
+  userIndexKey,
+} from "../keys";
+import { pageAfter } from "../session-page";
+import { CONTEXT_JSON_OVERHEAD, decodeDocument, toRecord } from "../session-document";
 import { toStoreError } from "./redis-errors";
+import { redisNow } from "./redis-time";
 
-type WriteReply = [status: "OK" | "CONFLICT" | "TOO_LARGE", value: string];
+type WriteReply = [
+  status: "OK" | "CONFLICT" | "TOO_LARGE",
+  value: string,
+  scheduleNeeded?: "0" | "1",
+  interval?: string,
+];
 
 declare module "ioredis" {
   interface RedisCommander<Context> {
-    /** See scripts/write-session-1.lua for KEYS, ARGV and the reply. */
-    writeSession(key: string, ...args: string[]): Result<WriteReply, Context>;
+    /** See scripts/write-session-6.lua for KEYS, ARGV and the reply. */
+    writeSession(...keysAndArgs: string[]): Result<WriteReply, Context>;
+    /** See scripts/delete-sessions.lua: numKeys first, then KEYS, then ARGV. */
+    deleteSessions(numKeys: number, ...keysAndArgs: string[]): Result<[deleted: number, dropped: number], Context>;
+    /** See scripts/user-sessions-page-4.lua. */
+    userSessionsPage(...keysAndArgs: string[]): Result<(string | number)[], Context>;
   }
 }
 
-const WRITE_SESSION_LUA = readFileSync(join(__dirname, "scripts", "write-session-1.lua"), "utf8");
+const script = (name: string) => readFileSync(join(__dirname, "scripts", name), "utf8");
+
+/** Sessions one purge or erasure step handles: small enough that no single script runs for long. */
+const BATCH = 200;
+
+/** Expired index entries one listing drops before counting. */
+const EXPIRED_ENTRIES_PER_LISTING = 1000;
 
 /**
  * Session contexts in one Redis: a JSON document per session under `keys.sessionKey`, the TTL on the key.
@@ -29,7 +57,9 @@ export class RedisSessionStore implements SessionStore {
 
   constructor(private readonly redis: Redis) {
     // defineCommand sends EVALSHA and falls back to EVAL on NOSCRIPT, so a restarted Redis needs nothing from us.
-    redis.defineCommand("writeSession", { numberOfKeys: 1, lua: WRITE_SESSION_LUA });
+    redis.defineCommand("writeSession", { numberOfKeys: 6, lua: script("write-session-6.lua") });
+    redis.defineCommand("deleteSessions", { lua: script("delete-sessions.lua") });
+    redis.defineCommand("userSessionsPage", { numberOfKeys: 4, lua: script("user-sessions-page-4.lua") });
   }
 
   async getMany(tenantId: string, refs: readonly SessionRef[]): Promise<(SessionRecord | null)[]> {
@@ -46,6 +76,111 @@ export class RedisSessionStore implements SessionStore {
 
   merge(tenantId: string, ref: SessionRef, write: SessionWrite, limits: WriteLimits): Promise<SessionRecord> {
     return this.write("merge", tenantId, ref, write, limits);
+  }
+
+  async deleteSession(tenantId: string, ref: SessionRef): Promise<boolean> {
+    const [deleted] = await this.deleteBatch(tenantId, "any", 0, [indexMember(ref.userId, ref.sessionId)]);
+    return deleted === 1;
+  }
+
+  async deleteUserSessions(tenantId: string, userId: string): Promise<number> {
+    const index = userIndexKey(tenantId, userId);
+    let deleted = 0;
+    for (;;) {
+      const members = await this.redis.zrange(index, 0, BATCH - 1).catch(toStoreError("write"));
+      if (members.length === 0) return deleted;
+      deleted += (await this.deleteBatch(tenantId, "any", 0, members))[0];
+    }
+  }
+
+  async listUserSessions(
+    tenantId: string,
+    userId: string,
+    first: number,
+    after?: PageCursor,
+  ): Promise<SessionIndexPage> {
+    const reply = await this.redis
+      .userSessionsPage(
+        userIndexKey(tenantId, userId),
+        userExpiryKey(tenantId, userId),
+        activityIndexKey(tenantId),
+        expiryIndexKey(tenantId),
+        String(first + 1),
+        after ? String(after.lastUpdated) : "",
+        String(EXPIRED_ENTRIES_PER_LISTING),
+      )
+      .catch(toStoreError("read"));
+    const totalCount = Number(reply[0]); // reply[1] (ties) only sized the read
+    const entries: PageCursor[] = [];
+    for (let i = 2; i < reply.length; i += 2) {
+      entries.push({ member: String(reply[i]), lastUpdated: Number(reply[i + 1]) });
+    }
+    return pageAfter(entries, after, first, totalCount);
+  }
+
+  async purgeOrphans(tenantId: string, olderThanSeconds: number): Promise<number> {
+    const now = await redisNow(this.redis); // the clock the write script stamps lastUpdated with
+    const cutoff = now - olderThanSeconds * 1000;
+    let purged = 0;
+    // Orphans: no write before the cut-off. Each batch reads only index entries that qualify.
+    purged += await this.deleteWhile(tenantId, "idle", cutoff, () =>
+      this.redis.zrangebyscore(activityIndexKey(tenantId), "-inf", `(${cutoff}`, "LIMIT", 0, BATCH),
+    );
+    // Entries of sessions that expired by TTL while still recent: their keys are gone, only the entries remain.
+    purged += await this.deleteWhile(tenantId, "expired", now, () =>
+      this.redis.zrangebyscore(expiryIndexKey(tenantId), "-inf", now, "LIMIT", 0, BATCH),
+    );
+    return purged;
+  }
+
+  private async deleteWhile(
+    tenantId: string,
+    mode: "idle" | "expired",
+    cutoff: number,
+    candidates: () => Promise<string[]>,
+  ): Promise<number> {
+    let deleted = 0;
+    for (;;) {
+      const members = await candidates().catch(toStoreError("write"));
+      if (members.length === 0) return deleted;
+      const [removed, dropped] = await this.deleteBatch(tenantId, mode, cutoff, members);
+      deleted += removed;
+      // Every candidate was written again meanwhile: the next read would return the same, so stop.
+      if (removed + dropped === 0) return deleted;
+    }
+  }
+
+  private deleteBatch(
+    tenantId: string,
+    mode: "idle" | "expired" | "any",
+    cutoff: number,
+    members: readonly string[],
+  ): Promise<[number, number]> {
+    const keys = [activityIndexKey(tenantId), expiryIndexKey(tenantId)];
+    for (const member of members) {
+      const ref = refFromMember(member);
+      keys.push(
+        sessionKey(tenantId, ref.userId, ref.sessionId),
+        userIndexKey(tenantId, ref.userId),
+        userExpiryKey(tenantId, ref.userId),
+      );
+    }
+    return this.redis
+      .deleteSessions(keys.length, ...keys, mode, String(cutoff), ...members)
+      .catch(toStoreError("write"));
+  }
+
+  /**
+   * Puts a tenant on the cleanup schedule after its first write. The schedule is a cross-tenant key (another
+   * Cluster slot), so this is a second step; if it fails, the flag stays unset and the next write tries again.
+   */
+  private async scheduleFirstCleanup(tenantId: string, at: number): Promise<void> {
+    try {
+      await this.redis.zadd(CLEANUP_SCHEDULE_KEY, "NX", at, tenantId);
+      await this.redis.hset(settingsKey(tenantId), "scheduled", "1");
+    } catch {
+      // The session write itself succeeded; only the schedule entry is retried by the next write.
+    }
   }
 
   async ping(): Promise<void> {
@@ -67,20 +202,22 @@ export class RedisSessionStore implements SessionStore {
     const fallback = mode === "store" ? { object: {}, list: [] } : undefined;
     const interrupted = write.interruptedQueries ?? fallback?.list;
     const recent = write.recentInteractions ?? fallback?.list;
-    const newestInterrupted = interrupted && newest(interrupted, limits.maxInterruptedQueries);
-    const newestRecent = recent && newest(recent, limits.maxRecentInteractions);
     const json = (value: unknown) => (value === undefined ? "" : JSON.stringify(value));
 
-    const key = sessionKey(tenantId, ref.userId, ref.sessionId);
-    const [status, value] = await this.redis
+    const [status, value, scheduleNeeded, interval] = await this.redis
       .writeSession(
-        key,
+        sessionKey(tenantId, ref.userId, ref.sessionId),
+        settingsKey(tenantId),
+        activityIndexKey(tenantId),
+        expiryIndexKey(tenantId),
+        userIndexKey(tenantId, ref.userId),
+        userExpiryKey(tenantId, ref.userId),
         mode,
         json(write.conversationState ?? fallback?.object),
-        json(newestInterrupted),
-        String(newestInterrupted?.length ?? 0),
-        json(newestRecent),
-        String(newestRecent?.length ?? 0),
+        json(interrupted),
+        String(interrupted?.length ?? 0),
+        json(recent),
+        String(recent?.length ?? 0),
         json(write.userPreferences ?? fallback?.object),
         String(write.ttlSeconds ?? 0),
         String(limits.defaultTtlSeconds),
@@ -88,12 +225,18 @@ export class RedisSessionStore implements SessionStore {
         String(limits.maxContextBytes - CONTEXT_JSON_OVERHEAD),
         String(limits.maxInterruptedQueries),
         String(limits.maxRecentInteractions),
+        indexMember(ref.userId, ref.sessionId),
+        String(DEFAULT_TENANT_SETTINGS.cleanupIntervalSeconds),
       )
       .catch(toStoreError("write"));
 
     switch (status) {
-      case "OK":
-        return toRecord(tenantId, ref, decodeDocument(value));
+      case "OK": {
+        const record = toRecord(tenantId, ref, decodeDocument(value));
+        if (scheduleNeeded === "1")
+          await this.scheduleFirstCleanup(tenantId, record.lastUpdated.getTime() + Number(interval) * 1000);
+        return record;
+      }
       case "CONFLICT":
         throw new ConflictError(write.expectedVersion ?? -1, Number(value));
       case "TOO_LARGE":

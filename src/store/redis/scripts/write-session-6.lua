@@ -1,22 +1,33 @@
 --[[
-  write-session-1.lua — store (replace) or merge one session context, atomically.
+  write-session-6.lua — store (replace) or merge one session context and its index entries, atomically.
 
   KEYS[1]   the session key
+  KEYS[2]   the tenant's settings hash (defaultTtlSeconds, maxInterruptedQueries, maxRecentInteractions,
+            cleanupIntervalSeconds, scheduled)
+  KEYS[3]   the tenant's activity index (zset, score = lastUpdated ms)
+  KEYS[4]   the tenant's expiry index (zset, score = expiresAt ms)
+  KEYS[5]   the user's session index (zset, score = lastUpdated ms)
+  KEYS[6]   the user's expiry index (zset, score = expiresAt ms)
   ARGV[1]   "store" or "merge"
   ARGV[2]   conversationState JSON object text, or "" when not given
-  ARGV[3]   interruptedQueries JSON array text (already cut to the newest maxInterruptedQueries), or ""
+  ARGV[3]   interruptedQueries JSON array text, or ""
   ARGV[4]   number of entries in ARGV[3]
-  ARGV[5]   recentInteractions JSON array text (already cut to the newest maxRecentInteractions), or ""
+  ARGV[5]   recentInteractions JSON array text, or ""
   ARGV[6]   number of entries in ARGV[5]
   ARGV[7]   userPreferences JSON object text, or ""
   ARGV[8]   ttlSeconds to set, or "0": keep the session's own TTL setting, else ARGV[9]
-  ARGV[9]   the tenant's default TTL in seconds
+  ARGV[9]   default TTL in seconds, when the tenant has not set defaultTtlSeconds
   ARGV[10]  expectedVersion, or "-1" for none (an absent session has version 0)
   ARGV[11]  largest allowed sum of the four context fields' byte lengths (MAX_CONTEXT_BYTES less the JSON frame)
-  ARGV[12]  maxInterruptedQueries
-  ARGV[13]  maxRecentInteractions
+  ARGV[12]  maxInterruptedQueries, when the tenant has not set it
+  ARGV[13]  maxRecentInteractions, when the tenant has not set it
+  ARGV[14]  the session's index member (see keys.ts indexMember)
+  ARGV[15]  cleanupIntervalSeconds, when the tenant has not set it
 
-  Returns  {"OK", document}            the new document, also written with SET … EX ttl
+  Returns  {"OK", document, scheduleNeeded, cleanupIntervalSeconds}
+                                       the new document, also written with SET … EX ttl; scheduleNeeded is "1"
+                                       when the tenant has no cleanup scheduled yet (the caller schedules it in
+                                       the cross-tenant schedule key, which lives in another slot)
            {"CONFLICT", storedVersion} expectedVersion differed; nothing written
            {"TOO_LARGE", fieldBytes}   the context would exceed the limit; nothing written
 
@@ -114,25 +125,20 @@ local function array_length(s)
   end
 end
 
--- Appends `added` (count entries, already at most cap) to `old`, dropping the oldest entries beyond cap.
+-- The JSON array text `list` (count entries) without its oldest entries beyond cap.
+local function newest(list, count, cap)
+  if count <= cap then return list end
+  local p = 2
+  for _ = 1, count - cap do p = value_end(list, p) + 2 end
+  return '[' .. sub(list, p)
+end
+
+-- Appends `added` (count entries) to `old`, keeping the newest cap entries of the whole list.
 local function append_newest(old, added, count, cap)
-  if count >= cap or old == '[]' then return added end
-  if count == 0 then
-    -- nothing appended; still honour a cap lowered since the list was written
-    local drop = array_length(old) - cap
-    if drop <= 0 then return old end
-    local p = 2
-    for _ = 1, drop do p = value_end(old, p) + 2 end
-    return '[' .. sub(old, p)
-  end
-  local drop = array_length(old) + count - cap
-  local kept = old
-  if drop > 0 then
-    local p = 2
-    for _ = 1, drop do p = value_end(old, p) + 2 end
-    if p > #old then return added end -- every old entry dropped
-    kept = '[' .. sub(old, p)
-  end
+  if count >= cap then return newest(added, count, cap) end
+  local kept = old == '[]' and old or newest(old, array_length(old), cap - count)
+  if kept == '[]' then return added end
+  if count == 0 then return kept end
   return sub(kept, 1, -2) .. ',' .. sub(added, 2)
 end
 
@@ -140,6 +146,14 @@ local key = KEYS[1]
 local mode = ARGV[1]
 local ttl = tonumber(ARGV[8])
 local expected = tonumber(ARGV[10])
+local member = ARGV[14]
+
+local settings = redis.call('HMGET', KEYS[2], 'defaultTtlSeconds', 'maxInterruptedQueries', 'maxRecentInteractions',
+  'cleanupIntervalSeconds', 'scheduled')
+local default_ttl = tonumber(settings[1] or ARGV[9])
+local max_interrupted = tonumber(settings[2] or ARGV[12])
+local max_recent = tonumber(settings[3] or ARGV[13])
+local cleanup_interval = settings[4] or ARGV[15]
 
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
@@ -173,11 +187,13 @@ if expected >= 0 and expected ~= version then
 end
 
 if mode == 'store' then
-  cs, iq, ri, up = ARGV[2], ARGV[3], ARGV[5], ARGV[7]
+  cs, up = ARGV[2], ARGV[7]
+  iq = newest(ARGV[3], tonumber(ARGV[4]), max_interrupted)
+  ri = newest(ARGV[5], tonumber(ARGV[6]), max_recent)
 else
   if ARGV[2] ~= '' then cs = merge_objects(cs, ARGV[2]) end
-  if ARGV[3] ~= '' then iq = append_newest(iq, ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[12])) end
-  if ARGV[5] ~= '' then ri = append_newest(ri, ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[13])) end
+  if ARGV[3] ~= '' then iq = append_newest(iq, ARGV[3], tonumber(ARGV[4]), max_interrupted) end
+  if ARGV[5] ~= '' then ri = append_newest(ri, ARGV[5], tonumber(ARGV[6]), max_recent) end
   if ARGV[7] ~= '' then up = merge_objects(up, ARGV[7]) end
 end
 
@@ -186,7 +202,7 @@ if field_bytes > tonumber(ARGV[11]) then
   return {'TOO_LARGE', tostring(field_bytes)}
 end
 
-if ttl == 0 then ttl = old_ttl or tonumber(ARGV[9]) end
+if ttl == 0 then ttl = old_ttl or default_ttl end
 
 local document = string.format('{"version":%d,"storedAt":%.0f,"lastUpdated":%.0f,"ttlSeconds":%d,', version + 1, stored_at, now, ttl)
   .. '"conversationState":' .. cs
@@ -194,4 +210,9 @@ local document = string.format('{"version":%d,"storedAt":%.0f,"lastUpdated":%.0f
   .. ',"recentInteractions":' .. ri
   .. ',"userPreferences":' .. up .. '}'
 redis.call('SET', key, document, 'EX', ttl)
-return {'OK', document}
+local expires_at = now + ttl * 1000
+redis.call('ZADD', KEYS[3], now, member)
+redis.call('ZADD', KEYS[4], expires_at, member)
+redis.call('ZADD', KEYS[5], now, member)
+redis.call('ZADD', KEYS[6], expires_at, member)
+return {'OK', document, settings[5] and '0' or '1', cleanup_interval}

@@ -1,0 +1,30 @@
+import type { Redis } from "ioredis";
+import type { CleanupSchedule } from "../cleanup/cleanup-schedule";
+import type { SessionStore } from "../sessions/session-store";
+import type { TenantSettingsStore } from "../tenants/tenant-settings-store";
+import { MemorySessionStore, type MemorySessionStoreOptions } from "./memory/memory-session-store";
+import { RedisCleanupSchedule } from "./redis/redis-cleanup-schedule";
+import { RedisSessionStore } from "./redis/redis-session-store";
+import { RedisTenantSettingsStore } from "./redis/redis-tenant-settings-store";
+
+/** Everything kept in one store: sessions, tenant settings and the cleanup schedule. */
+export interface Backend {
+  readonly sessions: SessionStore;
+  readonly settings: TenantSettingsStore;
+  readonly schedule: CleanupSchedule;
+}
+
+/** All three on one Redis client (injected: the caller owns its configuration and lifetime via sessions.close). */
+export function createRedisBackend(redis: Redis): Backend {
+  return {
+    sessions: new RedisSessionStore(redis),
+    settings: new RedisTenantSettingsStore(redis),
+    schedule: new RedisCleanupSchedule(redis),
+  };
+}
+
+/** The embedded backend: one process, in memory, same behaviour. */
+export function createMemoryBackend(options: MemorySessionStoreOptions = {}): Backend {
+  const sessions = new MemorySessionStore(options);
+  return { sessions, settings: sessions.tenants, schedule: sessions.tenants };
+}

@@ -1,0 +1,72 @@
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Redis, Result } from "ioredis";
+import type { CleanupSchedule, DueCleanup } from "../../cleanup/cleanup-schedule";
+import { CLEANUP_SCHEDULE_KEY, cleanupLeaseKey, settingsKey } from "../keys";
+import { toStoreError } from "./redis-errors";
+import { redisNow } from "./redis-time";
+
+declare module "ioredis" {
+  interface RedisCommander<Context> {
+    /** See scripts/claim-cleanup-1.lua. */
+    claimCleanup(key: string, tenantId: string, dueAt: string, nextAt: string): Result<number, Context>;
+    /** See scripts/release-lease-1.lua. */
+    releaseLease(key: string, token: string): Result<number, Context>;
+  }
+}
+
+const script = (name: string) => readFileSync(join(__dirname, "scripts", name), "utf8");
+
+/** The cleanup schedule in Redis: the sorted set `scs:cleanup:schedule`, plus per-tenant leases. */
+export class RedisCleanupSchedule implements CleanupSchedule {
+  constructor(private readonly redis: Redis) {
+    redis.defineCommand("claimCleanup", { numberOfKeys: 1, lua: script("claim-cleanup-1.lua") });
+    redis.defineCommand("releaseLease", { numberOfKeys: 1, lua: script("release-lease-1.lua") });
+  }
+
+  now(): Promise<number> {
+    return redisNow(this.redis);
+  }
+
+  async due(now: number, limit: number): Promise<DueCleanup[]> {
+    const flat = await this.redis
+      .zrangebyscore(CLEANUP_SCHEDULE_KEY, "-inf", now, "WITHSCORES", "LIMIT", 0, limit)
+      .catch(toStoreError("read"));
+    const due: DueCleanup[] = [];
+    for (let i = 0; i < flat.length; i += 2) due.push({ tenantId: flat[i], dueAt: Number(flat[i + 1]) });
+    return due;
+  }
+
+  async claim(tenantId: string, dueAt: number, nextAt: number): Promise<boolean> {
+    const claimed = await this.redis
+      .claimCleanup(CLEANUP_SCHEDULE_KEY, tenantId, String(dueAt), String(nextAt))
+      .catch(toStoreError("write"));
+    return claimed === 1;
+  }
+
+  async reschedule(tenantId: string, at: number): Promise<void> {
+    await this.redis.zadd(CLEANUP_SCHEDULE_KEY, at, tenantId).catch(toStoreError("write"));
+  }
+
+  async nextRun(tenantId: string): Promise<number | null> {
+    const score = await this.redis.zscore(CLEANUP_SCHEDULE_KEY, tenantId).catch(toStoreError("read"));
+    return score === null ? null : Number(score);
+  }
+
+  async acquireLease(tenantId: string, ttlMs: number): Promise<string | null> {
+    const token = randomUUID();
+    const ok = await this.redis.set(cleanupLeaseKey(tenantId), token, "PX", ttlMs, "NX").catch(toStoreError("write"));
+    return ok === "OK" ? token : null;
+  }
+
+  async releaseLease(tenantId: string, token: string): Promise<void> {
+    await this.redis.releaseLease(cleanupLeaseKey(tenantId), token).catch(toStoreError("write"));
+  }
+
+  async recordRun(tenantId: string, at: number, purged: number): Promise<void> {
+    await this.redis
+      .hset(settingsKey(tenantId), { lastCleanupAt: String(at), lastCleanupPurged: String(purged) })
+      .catch(toStoreError("write"));
+  }
+}

@@ -1,0 +1,51 @@
+import type { Redis } from "ioredis";
+import {
+  DEFAULT_TENANT_SETTINGS,
+  SETTING_NAMES,
+  type TenantSettingsRecord,
+  type TenantSettingsValues,
+} from "../../tenants/tenant-settings";
+import type { TenantSettingsStore } from "../../tenants/tenant-settings-store";
+import { CLEANUP_SCHEDULE_KEY, settingsKey } from "../keys";
+import { toStoreError } from "./redis-errors";
+import { redisNow } from "./redis-time";
+
+/**
+ * Tenant settings in the hash `tenant:{<tenant>}:settings` (the write script reads the TTL and list caps from it
+ * in the same atomic step as each write), with the cleanup bookkeeping `lastCleanupAt`, `lastCleanupPurged` and
+ * the `scheduled` flag. The next run lives in the cross-tenant cleanup schedule.
+ */
+export class RedisTenantSettingsStore implements TenantSettingsStore {
+  constructor(private readonly redis: Redis) {}
+
+  async get(tenantId: string): Promise<TenantSettingsRecord> {
+    const [hash, next] = await Promise.all([
+      this.redis.hgetall(settingsKey(tenantId)),
+      this.redis.zscore(CLEANUP_SCHEDULE_KEY, tenantId),
+    ]).catch(toStoreError("read"));
+    const values = { ...DEFAULT_TENANT_SETTINGS };
+    for (const name of SETTING_NAMES) if (hash[name] !== undefined) values[name] = Number(hash[name]);
+    return {
+      tenantId,
+      ...values,
+      lastCleanupAt: hash.lastCleanupAt ? new Date(Number(hash.lastCleanupAt)) : null,
+      lastCleanupPurged: hash.lastCleanupPurged !== undefined ? Number(hash.lastCleanupPurged) : null,
+      nextCleanupAt: next !== null ? new Date(Number(next)) : null,
+    };
+  }
+
+  async update(tenantId: string, patch: Partial<TenantSettingsValues>): Promise<TenantSettingsRecord> {
+    const fields: Record<string, string> = {};
+    for (const name of SETTING_NAMES) if (patch[name] !== undefined) fields[name] = String(patch[name]);
+    if (Object.keys(fields).length > 0)
+      await this.redis.hset(settingsKey(tenantId), fields).catch(toStoreError("write"));
+
+    // A changed interval counts from now; a tenant not yet scheduled gets its first run one interval from now.
+    const interval = patch.cleanupIntervalSeconds ?? (await this.get(tenantId)).cleanupIntervalSeconds;
+    const at = (await redisNow(this.redis)) + interval * 1000;
+    const mode = patch.cleanupIntervalSeconds !== undefined ? [] : (["NX"] as const);
+    await this.redis.zadd(CLEANUP_SCHEDULE_KEY, ...mode, at, tenantId).catch(toStoreError("write"));
+    await this.redis.hset(settingsKey(tenantId), "scheduled", "1").catch(toStoreError("write"));
+    return this.get(tenantId);
+  }
+}

@@ -1,0 +1,43 @@
+--[[
+  delete-sessions.lua — delete sessions of one tenant and their index entries, atomically per call.
+  Called with a variable number of keys (numkeys = 2 + 3 × number of sessions), all in the tenant's hash slot.
+
+  KEYS[1]          the tenant's activity index (zset, score = lastUpdated ms)
+  KEYS[2]          the tenant's expiry index (zset, score = expiresAt ms)
+  KEYS[3i..3i+2]   for session i (i = 1..n): its session key, its user's session index, its user's expiry index
+  ARGV[1]          "idle": only sessions whose last write is before ARGV[2] (ms) — orphan cleanup;
+                   "expired": only sessions whose expiry is at or before ARGV[2] (ms) — index repair;
+                   "any": every named session — explicit deletes
+  ARGV[2]          the cut-off in ms (ignored for "any")
+  ARGV[1 + 2i]     the index member of session i
+
+  Returns  {deleted, dropped}: sessions whose key this call deleted, and index entries removed for sessions
+           whose key had already expired. A session written again since it was chosen no longer matches the
+           condition and is left alone, so a purge never deletes a session that just became active.
+]]
+
+local mode = ARGV[1]
+local cutoff = tonumber(ARGV[2])
+local deleted, dropped = 0, 0
+
+for i = 1, (#KEYS - 2) / 3 do
+  local member = ARGV[2 + i]
+  local eligible = mode == 'any'
+  if mode == 'idle' then
+    local score = redis.call('ZSCORE', KEYS[1], member)
+    eligible = score and tonumber(score) < cutoff
+  elseif mode == 'expired' then
+    local score = redis.call('ZSCORE', KEYS[2], member)
+    eligible = score and tonumber(score) <= cutoff
+  end
+  if eligible then
+    local base = 3 * i
+    if redis.call('DEL', KEYS[base]) == 1 then deleted = deleted + 1 else dropped = dropped + 1 end
+    redis.call('ZREM', KEYS[1], member)
+    redis.call('ZREM', KEYS[2], member)
+    redis.call('ZREM', KEYS[base + 1], member)
+    redis.call('ZREM', KEYS[base + 2], member)
+  end
+end
+
+return {deleted, dropped}

@@ -1,0 +1,19 @@
+import { Field, InputType, Int } from "type-graphql";
+
+@InputType({ description: "Every field optional; an omitted field is unchanged." })
+export class TenantSettingsInput {
+  @Field(() => Int, { nullable: true })
+  defaultTtlSeconds?: number | null;
+
+  @Field(() => Int, { nullable: true })
+  orphanThresholdSeconds?: number | null;
+
+  @Field(() => Int, { nullable: true })
+  cleanupIntervalSeconds?: number | null;
+
+  @Field(() => Int, { nullable: true })
+  maxRecentInteractions?: number | null;
+
+  @Field(() => Int, { nullable: true })
+  maxInterruptedQueries?: number | null;
+}

@@ -1,0 +1,49 @@
+import { activityIndexKey, expiryIndexKey, userExpiryKey, userIndexKey } from "../../src/store/keys";
+import { startRedis, type RedisProcess } from "../helpers/redis-server";
+import { freshTenant, gatewayHeaders, startTestServer, type TestServer } from "../helpers/test-server";
+
+/** The Redis indexes behind cleanup and listing change in the same atomic step as each write, and only then. */
+describe("indexes kept in the same atomic step as each write (Redis)", () => {
+  let redis: RedisProcess;
+  let server: TestServer;
+  beforeAll(async () => {
+    redis = await startRedis();
+    server = await startTestServer({ redisUrl: redis.url });
+  });
+  afterAll(async () => {
+    await server.close();
+    await redis.stop();
+  });
+
+  const merge = (tenant: string, input: Record<string, unknown>) =>
+    server.post(
+      {
+        query: `mutation($i: SessionContextInput!) { mergeSessionContext(input: $i) { lastUpdated } }`,
+        variables: { i: input },
+      },
+      gatewayHeaders(tenant, "u"),
+    );
+
+  it("scores the session by its last write and its expiry, and leaves the scores alone when a write is refused", async () => {
+    const tenant = freshTenant();
+    const first = await merge(tenant, { sessionId: "s", ttlSeconds: 600 });
+    const lastUpdated = Date.parse(
+      (first.body.data as { mergeSessionContext: { lastUpdated: string } }).mergeSessionContext.lastUpdated,
+    );
+    const scores = () =>
+      Promise.all([
+        redis.admin.zscore(activityIndexKey(tenant), "u:s"),
+        redis.admin.zscore(expiryIndexKey(tenant), "u:s"),
+        redis.admin.zscore(userIndexKey(tenant, "u"), "u:s"),
+        redis.admin.zscore(userExpiryKey(tenant, "u"), "u:s"),
+      ]);
+    const before = await scores();
+    expect(before.map(Number)).toEqual([lastUpdated, lastUpdated + 600_000, lastUpdated, lastUpdated + 600_000]);
+
+    const conflict = await merge(tenant, { sessionId: "s", expectedVersion: 7 });
+    expect(conflict.body.errors?.[0].extensions?.code).toBe("CONFLICT");
+    const tooLarge = await merge(tenant, { sessionId: "s", conversationState: { blob: "x".repeat(300_000) } });
+    expect(tooLarge.body.errors?.[0].extensions?.code).toBe("BAD_USER_INPUT");
+    expect(await scores()).toEqual(before);
+  });
+});
