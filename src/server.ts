@@ -61,6 +61,8 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
     logger: logger.child({ component: "apollo" }),
     introspection: config.introspection,
     includeStacktraceInErrorResponses: !config.production,
+    // main.ts owns SIGTERM/SIGINT: it stops the scheduler and closes Redis too. Apollo's own handlers would race it.
+    stopOnTerminationSignals: false,
     hideSchemaDetailsFromClientErrors: config.production,
     formatError: (formatted, error) => formatError(formatted, error, logger, config.production),
     plugins: [
@@ -104,9 +106,14 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
   };
 }
 
+// graphql-js names the offending input in the message of a variable it could not coerce:
+// `Variable "$input" got invalid value [1] at "input.conversationState"; Expected type "JSONObject". …`
+const INVALID_VARIABLE = /^Variable "\$([^"]+)" got invalid value [\s\S]*?(?: at "([^"]+)")?; /;
+
 /**
- * Errors with one of our codes pass through. Anything else is a bug or an unexpected failure: it is logged with
- * its stack here and, in production, reaches the client only as "Internal server error".
+ * Errors with one of our codes pass through; a variable graphql-js refused gets `extensions.field` like our own
+ * BAD_USER_INPUT errors. Anything else is a bug or an unexpected failure: it is logged with its stack here and,
+ * in production, reaches the client only as "Internal server error".
  */
 function formatError(
   formatted: GraphQLFormattedError,
@@ -114,6 +121,10 @@ function formatError(
   logger: Logger,
   production: boolean,
 ): GraphQLFormattedError {
+  if (formatted.extensions?.code === ErrorCode.BAD_USER_INPUT && formatted.extensions.field === undefined) {
+    const match = INVALID_VARIABLE.exec(formatted.message);
+    if (match) return { ...formatted, extensions: { ...formatted.extensions, field: match[2] ?? match[1] } };
+  }
   if (formatted.extensions?.code !== ErrorCode.INTERNAL_SERVER_ERROR) return formatted;
   logger.error({ err: unwrapResolverError(error), path: formatted.path }, "internal error");
   if (!production) return formatted;

@@ -33,7 +33,7 @@ export function SessionReadLimitPlugin(options: SessionReadLimitOptions): Apollo
           if (reads > options.maxReads) {
             throw new GraphQLError(
               `this request reads ${reads} sessions; at most ${options.maxReads} sessions may be read in one request`,
-              { extensions: { code: ErrorCode.BAD_USER_INPUT, field: "representations", http: { status: 400 } } },
+              { extensions: { code: ErrorCode.BAD_USER_INPUT, http: { status: 400 } } },
             );
           }
         },

@@ -44,9 +44,11 @@ describe("bad input", () => {
   const write = (query: string, tenant: string, input: Record<string, unknown>) =>
     server.post({ query, variables: { input } }, service(tenant));
 
-  function expectBadUserInput(response: Awaited<ReturnType<typeof write>>, field: string): void {
+  /** BAD_USER_INPUT whose message names `field` and whose extensions.field is the input path holding it. */
+  function expectBadUserInput(response: Awaited<ReturnType<typeof write>>, field: string, path = field): void {
     expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
     expect(response.body.errors?.[0].message).toContain(field);
+    expect(String(response.body.errors?.[0].extensions?.field)).toContain(path);
     expect(response.body.data ?? null).toBeNull();
   }
 
@@ -128,7 +130,7 @@ describe("bad input", () => {
       const accepted = await write(query, tenant, { sessionId: "s2", conversationState: exact });
 
       expect(contextBytes({ conversationState: over })).toBe(MAX_CONTEXT_BYTES + 1);
-      expectBadUserInput(refused, "MAX_CONTEXT_BYTES");
+      expectBadUserInput(refused, "MAX_CONTEXT_BYTES", "input");
       expect(keysAfterRefusal).toEqual([]);
       expect(accepted.body.errors).toBeUndefined();
       expect(await tenantSessionKeys(redis.admin, tenant)).toEqual([sessionKeyOf(tenant, "svc", "s2")]);
@@ -151,7 +153,7 @@ describe("bad input", () => {
       const response = await write(MERGE, tenant, { sessionId: "s1", ...patch });
 
       expect(contextBytes(patch)).toBeLessThan(MAX_CONTEXT_BYTES); // only the merged context is too large
-      expectBadUserInput(response, "MAX_CONTEXT_BYTES");
+      expectBadUserInput(response, "MAX_CONTEXT_BYTES", "input");
       expect(before).not.toBeNull();
       expect(await redis.admin.get(key)).toBe(before);
     });
@@ -167,7 +169,7 @@ describe("bad input", () => {
         conversationState: stateOfContextBytes(MAX_CONTEXT_BYTES + 100),
       });
 
-      expectBadUserInput(response, "MAX_CONTEXT_BYTES");
+      expectBadUserInput(response, "MAX_CONTEXT_BYTES", "input");
       expect(await redis.admin.get(key)).toBe(before);
     });
   });
