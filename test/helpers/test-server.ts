@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { startRedis, type RedisProcess } from "./redis-server";
 import pino from "pino";
 import { createAuthenticator } from "../../src/auth/authenticator";
 import { loadConfig, type Config } from "../../src/config";
@@ -89,4 +90,24 @@ async function createBackend(redisUrl: string | undefined, logger: pino.Logger):
   const redis = createRedisClient({ url: redisUrl, logger });
   if (!(await whenReady(redis, 5000))) throw new Error(`Redis at ${redisUrl} did not become ready`);
   return createRedisBackend(redis);
+}
+
+/**
+ * Registers hooks that start a real redis-server and the server on it before the enclosing block's tests and stop
+ * both after them; `started` receives the two once they run.
+ */
+export function useServerOnRedis(
+  started: (running: { redis: RedisProcess; server: TestServer }) => void,
+  options: { env?: Record<string, string> } = {},
+): void {
+  let running: { redis: RedisProcess; server: TestServer } | undefined;
+  beforeAll(async () => {
+    const redis = await startRedis();
+    running = { redis, server: await startTestServer({ redisUrl: redis.url, env: options.env }) };
+    started(running);
+  });
+  afterAll(async () => {
+    await running?.server.close();
+    await running?.redis.stop();
+  });
 }

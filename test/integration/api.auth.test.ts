@@ -14,6 +14,7 @@ import {
   startTestServer,
   type GraphQLResponse,
   type TestServer,
+  useServerOnRedis,
 } from "../helpers/test-server";
 import { mintToken, TEST_JWT_SECRET } from "../helpers/tokens";
 
@@ -31,14 +32,7 @@ const readOwn = { query: READ, variables: { sessionId: "s1" } };
 describe("auth: JWT HS256 (JWT_SECRET)", () => {
   let redis: RedisProcess;
   let server: TestServer;
-  beforeAll(async () => {
-    redis = await startRedis();
-    server = await startTestServer({ redisUrl: redis.url, env: { JWT_SECRET: TEST_JWT_SECRET } });
-  });
-  afterAll(async () => {
-    await server.close();
-    await redis.stop();
-  });
+  useServerOnRedis((started) => ({ redis, server } = started), { env: { JWT_SECRET: TEST_JWT_SECRET } });
 
   it("takes tenant, user and roles from a valid token", async () => {
     const tenant = freshTenant();
@@ -202,13 +196,8 @@ describe("auth: gateway headers with GATEWAY_SECRET", () => {
   const secret = "gateway-secret-for-tests";
   let redis: RedisProcess;
   let server: TestServer;
-  beforeAll(async () => {
-    redis = await startRedis();
-    server = await startTestServer({ redisUrl: redis.url, env: { AUTH_MODE: "gateway", GATEWAY_SECRET: secret } });
-  });
-  afterAll(async () => {
-    await server.close();
-    await redis.stop();
+  useServerOnRedis((started) => ({ redis, server } = started), {
+    env: { AUTH_MODE: "gateway", GATEWAY_SECRET: secret },
   });
 
   it("takes tenant, user and roles from the headers when the secret matches", async () => {
@@ -272,14 +261,7 @@ describe("auth: gateway headers with GATEWAY_SECRET", () => {
 describe("auth: gateway headers without a secret", () => {
   let redis: RedisProcess;
   let server: TestServer;
-  beforeAll(async () => {
-    redis = await startRedis();
-    server = await startTestServer({ redisUrl: redis.url });
-  });
-  afterAll(async () => {
-    await server.close();
-    await redis.stop();
-  });
+  useServerOnRedis((started) => ({ redis, server } = started));
 
   it.each<[string, Record<string, string>]>([
     ["no headers", {}],

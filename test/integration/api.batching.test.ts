@@ -1,6 +1,12 @@
 import { errorCodes, MERGE, STORE } from "../helpers/api";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
-import { freshTenant, gatewayHeaders, startTestServer, type TestServer } from "../helpers/test-server";
+import {
+  freshTenant,
+  gatewayHeaders,
+  startTestServer,
+  type TestServer,
+  useServerOnRedis,
+} from "../helpers/test-server";
 
 const LIMIT = 100;
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -15,14 +21,7 @@ const ENTITIES = `query E($r: [_Any!]!) { _entities(representations: $r) { ... o
 describe("batching against Redis", () => {
   let redis: RedisProcess;
   let server: TestServer;
-  beforeAll(async () => {
-    redis = await startRedis();
-    server = await startTestServer({ redisUrl: redis.url });
-  });
-  afterAll(async () => {
-    await server.close();
-    await redis.stop();
-  });
+  useServerOnRedis((started) => ({ redis, server } = started));
 
   /** How many MGET and GET commands Redis ran while `action` did. */
   async function readCommandsDuring<T>(action: () => Promise<T>): Promise<{ result: T; mget: number; get: number }> {

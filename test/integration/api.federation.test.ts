@@ -2,7 +2,13 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ENTITIES, errorCodes, SESSION_FIELDS, STORE } from "../helpers/api";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
-import { freshTenant, gatewayHeaders, startTestServer, type TestServer } from "../helpers/test-server";
+import {
+  freshTenant,
+  gatewayHeaders,
+  startTestServer,
+  type TestServer,
+  useServerOnRedis,
+} from "../helpers/test-server";
 
 interface Entity {
   __typename?: string;
@@ -135,14 +141,7 @@ function describeFederation(kind: "redis" | "embedded", backend: () => TestServe
 describe("federation against Redis", () => {
   let redis: RedisProcess;
   let server: TestServer;
-  beforeAll(async () => {
-    redis = await startRedis();
-    server = await startTestServer({ redisUrl: redis.url });
-  });
-  afterAll(async () => {
-    await server.close();
-    await redis.stop();
-  });
+  useServerOnRedis((started) => ({ redis, server } = started));
 
   describeFederation("redis", () => server);
 });

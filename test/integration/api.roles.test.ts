@@ -1,6 +1,12 @@
 import { ENTITIES, errorCodes, MERGE, READ, sessionKeyOf, STORE, tenantKeys, tenantSessionKeys } from "../helpers/api";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
-import { freshTenant, gatewayHeaders, startTestServer, type TestServer } from "../helpers/test-server";
+import {
+  freshTenant,
+  gatewayHeaders,
+  startTestServer,
+  type TestServer,
+  useServerOnRedis,
+} from "../helpers/test-server";
 
 interface Session {
   tenantId: string;
@@ -171,14 +177,7 @@ function describeRoles(kind: "redis" | "embedded", backend: () => { server: Test
 describe("roles against Redis", () => {
   let redis: RedisProcess;
   let server: TestServer;
-  beforeAll(async () => {
-    redis = await startRedis();
-    server = await startTestServer({ redisUrl: redis.url });
-  });
-  afterAll(async () => {
-    await server.close();
-    await redis.stop();
-  });
+  useServerOnRedis((started) => ({ redis, server } = started));
 
   describeRoles("redis", () => ({ server }));
 

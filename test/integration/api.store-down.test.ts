@@ -1,7 +1,13 @@
 import { Redis } from "ioredis";
 import { errorCodes, eventually, READ, sessionKeyOf, STORE, timed } from "../helpers/api";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
-import { freshTenant, gatewayHeaders, startTestServer, type TestServer } from "../helpers/test-server";
+import {
+  freshTenant,
+  gatewayHeaders,
+  startTestServer,
+  type TestServer,
+  useServerOnRedis,
+} from "../helpers/test-server";
 
 // The contract's "under ~2 s", with room for a loaded CI machine.
 const FAIL_FAST_MS = 2500;
@@ -15,14 +21,7 @@ async function health(server: TestServer, path: "/health/live" | "/health/ready"
 describe("store down: Redis killed", () => {
   let redis: RedisProcess;
   let server: TestServer;
-  beforeAll(async () => {
-    redis = await startRedis();
-    server = await startTestServer({ redisUrl: redis.url });
-  });
-  afterAll(async () => {
-    await server.close();
-    await redis.stop();
-  });
+  useServerOnRedis((started) => ({ redis, server } = started));
 
   it("fails reads and writes fast with SERVICE_UNAVAILABLE, stays up, and recovers by itself after a restart", async () => {
     const tenant = freshTenant();

@@ -1,19 +1,18 @@
 import { activityIndexKey, expiryIndexKey, userExpiryKey, userIndexKey } from "../../src/store/keys";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
-import { freshTenant, gatewayHeaders, startTestServer, type TestServer } from "../helpers/test-server";
+import {
+  freshTenant,
+  gatewayHeaders,
+  startTestServer,
+  type TestServer,
+  useServerOnRedis,
+} from "../helpers/test-server";
 
 /** The Redis indexes behind cleanup and listing change in the same atomic step as each write, and only then. */
 describe("indexes kept in the same atomic step as each write (Redis)", () => {
   let redis: RedisProcess;
   let server: TestServer;
-  beforeAll(async () => {
-    redis = await startRedis();
-    server = await startTestServer({ redisUrl: redis.url });
-  });
-  afterAll(async () => {
-    await server.close();
-    await redis.stop();
-  });
+  useServerOnRedis((started) => ({ redis, server } = started));
 
   const merge = (tenant: string, input: Record<string, unknown>) =>
     server.post(
