@@ -10,6 +10,7 @@ import "reflect-metadata";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
+import type { Redis } from "ioredis";
 import pino from "pino";
 import { startRedis } from "../test/helpers/redis-server";
 import { sessionKey } from "../src/store/keys";
@@ -118,7 +119,7 @@ async function main(): Promise<void> {
   if (!result.exact) process.exitCode = 1;
 }
 
-async function slowest(admin: import("ioredis").Redis): Promise<{ micros: number; command: string }> {
+async function slowest(admin: Redis): Promise<{ micros: number; command: string }> {
   const entries = (await admin.slowlog("GET", 1_000_000)) as [number, number, number, string[]][];
   let worst = { micros: 0, command: "" };
   for (const [, , micros, args] of entries) {

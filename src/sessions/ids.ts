@@ -4,6 +4,7 @@ import { BadUserInputError } from "../errors/errors";
 export const MAX_ID_BYTES = 256;
 
 // U+0000–U+001F and U+007F: they break logs and key tooling, and no real id needs them.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /** Why `id` is not a valid id, or undefined when it is. */

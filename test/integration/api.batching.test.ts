@@ -1,5 +1,5 @@
 import { errorCodes, MERGE, STORE } from "../helpers/api";
-import { startRedis, type RedisProcess } from "../helpers/redis-server";
+import { type RedisProcess } from "../helpers/redis-server";
 import {
   freshTenant,
   gatewayHeaders,

@@ -1,7 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ENTITIES, errorCodes, SESSION_FIELDS, STORE } from "../helpers/api";
-import { startRedis, type RedisProcess } from "../helpers/redis-server";
 import {
   freshTenant,
   gatewayHeaders,
@@ -139,9 +138,8 @@ function describeFederation(kind: "redis" | "embedded", backend: () => TestServe
 }
 
 describe("federation against Redis", () => {
-  let redis: RedisProcess;
   let server: TestServer;
-  useServerOnRedis((started) => ({ redis, server } = started));
+  useServerOnRedis((started) => (server = started.server));
 
   describeFederation("redis", () => server);
 });

@@ -1,5 +1,5 @@
 import { ENTITIES, errorCodes, MERGE, READ, sessionKeyOf, STORE, tenantKeys, tenantSessionKeys } from "../helpers/api";
-import { startRedis, type RedisProcess } from "../helpers/redis-server";
+import { type RedisProcess } from "../helpers/redis-server";
 import {
   freshTenant,
   gatewayHeaders,

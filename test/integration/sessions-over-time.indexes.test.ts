@@ -1,12 +1,6 @@
 import { activityIndexKey, expiryIndexKey, userExpiryKey, userIndexKey } from "../../src/store/keys";
-import { startRedis, type RedisProcess } from "../helpers/redis-server";
-import {
-  freshTenant,
-  gatewayHeaders,
-  startTestServer,
-  type TestServer,
-  useServerOnRedis,
-} from "../helpers/test-server";
+import { type RedisProcess } from "../helpers/redis-server";
+import { freshTenant, gatewayHeaders, type TestServer, useServerOnRedis } from "../helpers/test-server";
 
 /** The Redis indexes behind cleanup and listing change in the same atomic step as each write, and only then. */
 describe("indexes kept in the same atomic step as each write (Redis)", () => {
