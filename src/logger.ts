@@ -4,8 +4,8 @@ import pino, { type Logger } from "pino";
  * Structured JSON logs on stdout. Credentials and context payloads never reach a log line: the redact paths
  * are a safety net for anything that logs a request by mistake.
  */
-export function createLogger(level: string): Logger {
-  return pino({
+export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+  const options: pino.LoggerOptions = {
     level,
     base: { service: "session-context-service" },
     timestamp: pino.stdTimeFunctions.isoTime,
@@ -14,5 +14,6 @@ export function createLogger(level: string): Logger {
       paths: ["req.headers.authorization", "req.headers['x-gateway-secret']", "headers.authorization"],
       censor: "[redacted]",
     },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }

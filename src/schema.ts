@@ -37,10 +37,7 @@ export async function buildSessionSchema(deps: SchemaDeps): Promise<GraphQLSchem
     [SessionContextResolver, new SessionContextResolver(deps.sessions)],
     [SessionListResolver, new SessionListResolver(deps.sessions)],
     [TenantSettingsResolver, new TenantSettingsResolver(deps.backend.settings, deps.settingsBounds)],
-    [
-      OrphanCleanupResolver,
-      new OrphanCleanupResolver(deps.backend.sessions, deps.backend.settings, deps.settingsBounds.maxTtlSeconds),
-    ],
+    [OrphanCleanupResolver, new OrphanCleanupResolver(deps.backend.settings, deps.settingsBounds.maxTtlSeconds)],
   ]);
   const schema = await buildSchema({
     resolvers: [SessionContextResolver, SessionListResolver, TenantSettingsResolver, OrphanCleanupResolver],

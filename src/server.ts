@@ -2,12 +2,12 @@ import { createServer as createHttpServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { ApolloServer } from "@apollo/server";
 import { unwrapResolverError } from "@apollo/server/errors";
-import { ApolloServerPluginCacheControlDisabled } from "@apollo/server/plugin/disabled";
-import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
 import {
-  ApolloServerPluginLandingPageLocalDefault,
-  ApolloServerPluginLandingPageProductionDefault,
-} from "@apollo/server/plugin/landingPage/default";
+  ApolloServerPluginCacheControlDisabled,
+  ApolloServerPluginLandingPageDisabled,
+} from "@apollo/server/plugin/disabled";
+import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
+import { ApolloServerPluginLandingPageLocalDefault } from "@apollo/server/plugin/landingPage/default";
 import type { GraphQLFormattedError } from "graphql";
 import type { Logger } from "pino";
 import type { Authenticator } from "./auth/authenticator";
@@ -16,6 +16,9 @@ import { createContextFactory } from "./context/context-factory";
 import type { RequestContext } from "./context/request-context";
 import { ErrorCode } from "./errors/error-code";
 import { createHttpApp } from "./http/http-app";
+import { Metrics } from "./metrics/metrics";
+import { documentLimitRules } from "./plugins/document-limits";
+import { LatencyPlugin, timeRootFields } from "./plugins/latency.plugin";
 import { SessionReadLimitPlugin } from "./plugins/session-read-limit.plugin";
 import { buildSessionSchema } from "./schema";
 import { MAX_SESSION_READS_PER_REQUEST } from "./sessions/session-loader";
@@ -42,7 +45,8 @@ export interface SessionContextServer {
 export async function createServer(deps: ServerDeps): Promise<SessionContextServer> {
   const { config, logger, backend } = deps;
   const store = backend.sessions;
-  const sessions = new SessionService(store, {
+  const metrics = new Metrics();
+  const sessions = new SessionService({
     maxTtlSeconds: config.maxTtlSeconds,
     maxContextBytes: config.maxContextBytes,
   });
@@ -54,6 +58,7 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
       cleanupMinIntervalSeconds: config.cleanupMinIntervalSeconds,
     },
   });
+  timeRootFields(schema, metrics);
   const httpServer = createHttpServer();
 
   const apollo = new ApolloServer<RequestContext>({
@@ -65,14 +70,17 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
     stopOnTerminationSignals: false,
     hideSchemaDetailsFromClientErrors: config.production,
     formatError: (formatted, error) => formatError(formatted, error, logger, config.production),
+    validationRules: documentLimitRules(),
+    // Persisted-query hashes live in the same Redis as the sessions (in memory with the embedded store).
+    persistedQueries: { cache: backend.queryCache, ttl: 86_400 },
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       // Our documents are per user and never cached by a CDN; the plugin hooks every field for nothing.
       ApolloServerPluginCacheControlDisabled(),
-      config.production
-        ? ApolloServerPluginLandingPageProductionDefault()
-        : ApolloServerPluginLandingPageLocalDefault(),
+      // Apollo Sandbox in development only; production serves no landing page at all.
+      config.production ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault(),
       SessionReadLimitPlugin({ maxReads: MAX_SESSION_READS_PER_REQUEST }),
+      LatencyPlugin({ metrics, logger, slowOperationMs: config.slowOperationMs }),
     ],
   });
   await apollo.start();
@@ -81,8 +89,9 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
     "request",
     createHttpApp({
       apollo,
-      context: createContextFactory({ authenticator: deps.authenticator, store }),
+      context: createContextFactory({ authenticator: deps.authenticator, store, metrics }),
       store,
+      metrics,
       logger,
       corsOrigins: config.corsOrigins,
       // Room for a full context (JSON escaping can double it) plus the document and other variables.

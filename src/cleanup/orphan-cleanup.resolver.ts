@@ -2,14 +2,12 @@ import { performance } from "node:perf_hooks";
 import { Arg, Authorized, Ctx, Int, Mutation, Resolver } from "type-graphql";
 import type { RequestContext } from "../context/request-context";
 import { BadUserInputError } from "../errors/errors";
-import type { SessionStore } from "../sessions/session-store";
 import type { TenantSettingsStore } from "../tenants/tenant-settings-store";
 import { PurgeResult } from "./purge-result.type";
 
 @Resolver()
 export class OrphanCleanupResolver {
   constructor(
-    private readonly sessions: SessionStore,
     private readonly settings: TenantSettingsStore,
     private readonly maxTtlSeconds: number,
   ) {}
@@ -34,7 +32,7 @@ export class OrphanCleanupResolver {
     }
     const thresholdSeconds = olderThanSeconds ?? (await this.settings.get(tenantId)).orphanThresholdSeconds;
     const started = performance.now();
-    const purgedCount = await this.sessions.purgeOrphans(tenantId, thresholdSeconds);
+    const purgedCount = await ctx.store.purgeOrphans(tenantId, thresholdSeconds);
     return { tenantId, purgedCount, thresholdSeconds, durationMs: performance.now() - started };
   }
 }

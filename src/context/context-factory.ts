@@ -3,7 +3,9 @@ import type { IncomingMessage } from "node:http";
 import { Kind, parse, type OperationDefinitionNode } from "graphql";
 import type { Authenticator } from "../auth/authenticator";
 import { UnauthenticatedError } from "../errors/errors";
+import type { Metrics } from "../metrics/metrics";
 import type { SessionStore } from "../sessions/session-store";
+import { TimedSessionStore } from "../store/timed-session-store";
 import { RequestContext } from "./request-context";
 
 /** What the HTTP layer hands the factory for one request. */
@@ -16,6 +18,7 @@ export interface ContextInput {
 export interface ContextFactoryDeps {
   authenticator: Authenticator;
   store: SessionStore;
+  metrics: Metrics;
 }
 
 // A request id a client sends is echoed only when it is short and printable, so it is safe in logs and headers.
@@ -37,10 +40,10 @@ export function createContextFactory(deps: ContextFactoryDeps) {
     const requestId = requestIdOf(req);
     try {
       const caller = await deps.authenticator.authenticate(req.headers);
-      return new RequestContext(requestId, caller, deps.store);
+      return new RequestContext(requestId, caller, new TimedSessionStore(deps.store, deps.metrics));
     } catch (error) {
       if (error instanceof UnauthenticatedError && asksOnlyForServiceSdl(graphqlRequest)) {
-        return new RequestContext(requestId, undefined, deps.store);
+        return new RequestContext(requestId, undefined, new TimedSessionStore(deps.store, deps.metrics));
       }
       throw error;
     }

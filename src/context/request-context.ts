@@ -1,11 +1,11 @@
 import type { Caller } from "../auth/caller";
 import { UnauthenticatedError } from "../errors/errors";
 import { createSessionLoader, type SessionLoader } from "../sessions/session-loader";
-import type { SessionStore } from "../sessions/session-store";
+import type { TimedSessionStore } from "../store/timed-session-store";
 
 /**
- * Everything one GraphQL request knows: who is calling and its per-request loaders. Created by the context
- * factory for each request and dropped with it; nothing here outlives the request.
+ * Everything one GraphQL request knows: who is calling, its view of the store (timed for this request) and its
+ * loaders. Created by the context factory for each request and dropped with it; nothing here outlives the request.
  */
 export class RequestContext {
   private sessionLoader: SessionLoader | undefined;
@@ -14,7 +14,8 @@ export class RequestContext {
     readonly requestId: string,
     /** Undefined only for the anonymous `{ _service { sdl } }` request. */
     private readonly identity: Caller | undefined,
-    private readonly store: SessionStore,
+    /** The session store, as this request sees it: every call timed into its store time. */
+    readonly store: TimedSessionStore,
   ) {}
 
   get caller(): Caller {

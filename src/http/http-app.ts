@@ -6,12 +6,14 @@ import type { Logger } from "pino";
 import type { ContextInput } from "../context/context-factory";
 import { requestIdOf } from "../context/context-factory";
 import type { RequestContext } from "../context/request-context";
+import type { Metrics } from "../metrics/metrics";
 import type { SessionStore } from "../sessions/session-store";
 
 export interface HttpAppOptions {
   apollo: ApolloServer<RequestContext>;
   context: (input: ContextInput) => Promise<RequestContext>;
   store: SessionStore;
+  metrics: Metrics;
   logger: Logger;
   /** `"any"` echoes every origin; otherwise only these exact origins are echoed. */
   corsOrigins: "any" | readonly string[];
@@ -25,7 +27,8 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 /**
  * A lean `node:http` request handler: `/graphql` through Apollo's `executeHTTPGraphQLRequest` (no Express), plus
- * the health endpoints. Allowed CORS origins are echoed back, never `*`.
+ * the health endpoints and `/metrics`. Allowed CORS origins are echoed back, never `*`. Every `/graphql` response,
+ * errors included, carries `Server-Timing` with the total time and the time spent waiting on the store.
  */
 export function createHttpApp(options: HttpAppOptions): Handler {
   const { apollo, logger } = options;
@@ -37,6 +40,14 @@ export function createHttpApp(options: HttpAppOptions): Handler {
   const jsonBody = bodyParser.json({ limit: options.maxBodyBytes });
 
   const graphql = (req: IncomingMessage & { body?: unknown }, res: ServerResponse): void => {
+    const started = performance.now();
+    let context: RequestContext | undefined;
+    const serverTiming = () => {
+      const total = `total;dur=${(performance.now() - started).toFixed(2)}`;
+      return context ? `${total}, store;dur=${context.store.storeMs.toFixed(2)}` : total;
+    };
+    options.metrics.inFlight.inc();
+    res.once("close", () => options.metrics.inFlight.dec());
     const requestId = requestIdOf(req);
     res.setHeader("x-request-id", requestId);
     req.headers["x-request-id"] = requestId; // the context factory reads the same id
@@ -48,6 +59,7 @@ export function createHttpApp(options: HttpAppOptions): Handler {
             error.type === "entity.too.large"
               ? `request body is larger than ${options.maxBodyBytes} bytes`
               : `request body is not valid JSON: ${error.message ?? "parse error"}`;
+          res.setHeader("server-timing", serverTiming());
           sendJson(res, status, { errors: [{ message, extensions: { code: "BAD_REQUEST" } }] });
           return;
         }
@@ -71,10 +83,11 @@ export function createHttpApp(options: HttpAppOptions): Handler {
               search: url.search,
               body: req.body,
             },
-            context: () => options.context({ req, graphqlRequest }),
+            context: async () => (context = await options.context({ req, graphqlRequest })),
           })
           .then(async (response) => {
             for (const [key, value] of response.headers) res.setHeader(key, value);
+            res.setHeader("server-timing", serverTiming());
             res.statusCode = response.status ?? 200;
             if (response.body.kind === "complete") {
               res.end(response.body.string);
@@ -106,13 +119,27 @@ export function createHttpApp(options: HttpAppOptions): Handler {
       .finally(() => clearTimeout(timer));
   };
 
+  const metricsText = (res: ServerResponse): void => {
+    options.metrics.registry
+      .metrics()
+      .then((text) => {
+        res.writeHead(200, { "content-type": options.metrics.registry.contentType });
+        res.end(text);
+      })
+      .catch((err: unknown) => {
+        logger.error({ err }, "metrics could not be collected");
+        sendJson(res, 500, { error: "metrics could not be collected" });
+      });
+  };
+
   return (req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/graphql") return graphql(req, res);
     if (path === "/health/live" && (req.method === "GET" || req.method === "HEAD"))
       return sendJson(res, 200, { status: "live" });
     if (path === "/health/ready" && (req.method === "GET" || req.method === "HEAD")) return ready(res);
-    sendJson(res, 404, { error: "not found", paths: ["/graphql", "/health/live", "/health/ready"] });
+    if (path === "/metrics" && req.method === "GET") return metricsText(res);
+    sendJson(res, 404, { error: "not found", paths: ["/graphql", "/health/live", "/health/ready", "/metrics"] });
   };
 }
 

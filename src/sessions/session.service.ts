@@ -4,7 +4,7 @@ import { assertValidId } from "./ids";
 import type { SessionContextInput } from "./session-context.input";
 import { primeSession } from "./session-loader";
 import type { SessionRecord, SessionWrite, WriteLimits } from "./session-record";
-import type { PageCursor, SessionStore } from "./session-store";
+import type { PageCursor } from "./session-store";
 import { DEFAULT_TENANT_SETTINGS } from "../tenants/tenant-settings";
 
 /** Largest page of `userSessions`. */
@@ -21,10 +21,7 @@ export interface SessionServiceOptions {
  * the same tenant and role checks.
  */
 export class SessionService {
-  constructor(
-    private readonly sessionStore: SessionStore,
-    private readonly options: SessionServiceOptions,
-  ) {}
+  constructor(private readonly options: SessionServiceOptions) {}
 
   /** One session of the caller's tenant, or null when absent or expired. Batched with the request's other reads. */
   read(ctx: RequestContext, sessionId: unknown, userId: unknown, fieldPrefix = ""): Promise<SessionRecord | null> {
@@ -53,7 +50,7 @@ export class SessionService {
     const userId = ctx.caller.actingFor(input.userId, "input.userId");
     const write = this.toWrite(input);
     const ref = { userId, sessionId: input.sessionId };
-    const record = await this.sessionStore[mode](ctx.caller.tenantId, ref, write, this.limits());
+    const record = await ctx.store[mode](ctx.caller.tenantId, ref, write, this.limits());
     primeSession(ctx.sessions, record);
     return record;
   }
@@ -65,7 +62,7 @@ export class SessionService {
       throw new BadUserInputError("first", `must be between 1 and ${MAX_PAGE_SIZE}`);
     }
     const after = args.after === undefined || args.after === null ? undefined : decodeCursor(args.after);
-    const page = await this.sessionStore.listUserSessions(ctx.caller.tenantId, userId, args.first, after);
+    const page = await ctx.store.listUserSessions(ctx.caller.tenantId, userId, args.first, after);
     const records = await ctx.sessions.loadMany(page.entries.map((entry) => entry.ref));
     const edges = page.entries.flatMap((entry, i) => {
       const node = records[i];
@@ -85,7 +82,7 @@ export class SessionService {
   async delete(ctx: RequestContext, sessionId: unknown, userId: string | null | undefined): Promise<boolean> {
     assertValidId(sessionId, "sessionId");
     const ref = { userId: ctx.caller.actingFor(userId), sessionId };
-    const existed = await this.sessionStore.deleteSession(ctx.caller.tenantId, ref);
+    const existed = await ctx.store.deleteSession(ctx.caller.tenantId, ref);
     ctx.sessions.clear(ref);
     return existed;
   }
@@ -93,7 +90,7 @@ export class SessionService {
   /** Erasure: deletes every session of one user; returns how many there were. */
   async deleteUser(ctx: RequestContext, userId: string | null | undefined): Promise<number> {
     const target = ctx.caller.actingFor(userId);
-    const deleted = await this.sessionStore.deleteUserSessions(ctx.caller.tenantId, target);
+    const deleted = await ctx.store.deleteUserSessions(ctx.caller.tenantId, target);
     ctx.sessions.clearAll();
     return deleted;
   }

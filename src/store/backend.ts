@@ -1,9 +1,11 @@
+import type { KeyValueCache } from "@apollo/utils.keyvaluecache";
 import type { Redis } from "ioredis";
 import type { CleanupSchedule } from "../cleanup/cleanup-schedule";
 import type { SessionStore } from "../sessions/session-store";
 import type { TenantSettingsStore } from "../tenants/tenant-settings-store";
 import { MemorySessionStore, type MemorySessionStoreOptions } from "./memory/memory-session-store";
 import { RedisCleanupSchedule } from "./redis/redis-cleanup-schedule";
+import { RedisQueryCache } from "./redis/redis-query-cache";
 import { RedisSessionStore } from "./redis/redis-session-store";
 import { RedisTenantSettingsStore } from "./redis/redis-tenant-settings-store";
 
@@ -12,6 +14,8 @@ export interface Backend {
   readonly sessions: SessionStore;
   readonly settings: TenantSettingsStore;
   readonly schedule: CleanupSchedule;
+  /** Where automatic persisted queries are kept; undefined: Apollo's in-memory cache (one process). */
+  readonly queryCache?: KeyValueCache<string>;
 }
 
 /** All three on one Redis client (injected: the caller owns its configuration and lifetime via sessions.close). */
@@ -20,6 +24,7 @@ export function createRedisBackend(redis: Redis): Backend {
     sessions: new RedisSessionStore(redis),
     settings: new RedisTenantSettingsStore(redis),
     schedule: new RedisCleanupSchedule(redis),
+    queryCache: new RedisQueryCache(redis),
   };
 }
 

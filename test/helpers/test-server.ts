@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { startRedis, type RedisProcess } from "./redis-server";
 import pino from "pino";
+import { createLogger } from "../../src/logger";
 import { createAuthenticator } from "../../src/auth/authenticator";
 import { loadConfig, type Config } from "../../src/config";
 import { createServer, type SessionContextServer } from "../../src/server";
@@ -36,7 +37,12 @@ export interface TestServer {
  * given and the embedded store otherwise. `env` is the environment its configuration is parsed from.
  */
 export async function startTestServer(
-  options: { redisUrl?: string; env?: Record<string, string> } = {},
+  options: {
+    redisUrl?: string;
+    env?: Record<string, string>;
+    /** When given, every log line the server writes is parsed and pushed here (set LOG_LEVEL in env). */
+    logs?: Record<string, unknown>[];
+  } = {},
 ): Promise<TestServer> {
   const config = loadConfig({
     NODE_ENV: "test",
@@ -44,7 +50,10 @@ export async function startTestServer(
     ...(options.redisUrl ? { REDIS_URL: options.redisUrl } : {}),
     ...options.env,
   });
-  const logger = pino({ level: config.logLevel });
+  const logs = options.logs;
+  const logger = logs
+    ? createLogger(config.logLevel, { write: (line: string) => void logs.push(JSON.parse(line)) })
+    : pino({ level: config.logLevel });
   const backend = await createBackend(config.redisUrl, logger);
   const store = backend.sessions;
   const server: SessionContextServer = await createServer({

@@ -1,0 +1,55 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/**
+ * The service's Prometheus instruments, on a registry of their own (one per server, so tests can run several
+ * servers in one process). Served as text on `GET /metrics`.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  /** Every GraphQL operation, from request to response. */
+  readonly operationDuration = new Histogram({
+    name: "graphql_operation_duration_seconds",
+    help: "Duration of GraphQL operations, from the request to the response.",
+    labelNames: ["operation_name", "operation_type", "outcome"] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  /** Resolvers of the root fields (Query, Mutation): the work below them is the store's. */
+  readonly resolverDuration = new Histogram({
+    name: "graphql_resolver_duration_seconds",
+    help: "Duration of root-field resolvers.",
+    labelNames: ["parent_type", "field_name"] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+
+  /** Each call to the session store; one call is one Redis round trip (a script, MGET, or a few for purge). */
+  readonly storeCommandDuration = new Histogram({
+    name: "session_store_command_duration_seconds",
+    help: "Duration of session store commands.",
+    labelNames: ["command"] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+
+  /** Errors sent to clients, by `extensions.code`. */
+  readonly errors = new Counter({
+    name: "graphql_errors_total",
+    help: "GraphQL errors returned to clients, by extensions.code.",
+    labelNames: ["code"] as const,
+    registers: [this.registry],
+  });
+
+  /** `/graphql` requests being served right now. */
+  readonly inFlight = new Gauge({
+    name: "graphql_requests_in_flight",
+    help: "GraphQL HTTP requests being served.",
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+}

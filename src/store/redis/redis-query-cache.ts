@@ -1,0 +1,39 @@
+import type { KeyValueCache, KeyValueCacheSetOptions } from "@apollo/utils.keyvaluecache";
+import type { Redis } from "ioredis";
+
+/** Apollo prefixes persisted-query keys with `apq:`; ours land at `scs:apq:<sha256>`: they belong to no tenant. */
+const PREFIX = "scs:";
+
+/**
+ * Apollo's persisted-query cache in Redis, so every replica knows a query any of them has seen. A cache, not a
+ * store of record: when Redis fails, a lookup is a miss (the client then sends the full query) and a write is
+ * skipped, so persisted queries never turn a Redis problem into a failed request.
+ */
+export class RedisQueryCache implements KeyValueCache<string> {
+  constructor(private readonly redis: Redis) {}
+
+  async get(key: string): Promise<string | undefined> {
+    try {
+      return (await this.redis.get(PREFIX + key)) ?? undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async set(key: string, value: string, options?: KeyValueCacheSetOptions): Promise<void> {
+    try {
+      if (options?.ttl) await this.redis.set(PREFIX + key, value, "EX", Math.ceil(options.ttl));
+      else await this.redis.set(PREFIX + key, value);
+    } catch {
+      // a miss next time: the client resends the query
+    }
+  }
+
+  async delete(key: string): Promise<boolean | void> {
+    try {
+      return (await this.redis.del(PREFIX + key)) === 1;
+    } catch {
+      return false;
+    }
+  }
+}

@@ -1,0 +1,68 @@
+import type { Metrics } from "../metrics/metrics";
+import type { SessionRecord, SessionRef, SessionWrite, WriteLimits } from "../sessions/session-record";
+import type { PageCursor, SessionIndexPage, SessionStore } from "../sessions/session-store";
+
+/**
+ * One request's view of the session store: every call is timed into `session_store_command_duration_seconds`
+ * and added to the request's store time (the `store` entry of its Server-Timing header). Made per request,
+ * cheaply: one object whose methods delegate.
+ */
+export class TimedSessionStore implements SessionStore {
+  /** Milliseconds this request spent waiting on the store. */
+  storeMs = 0;
+
+  constructor(
+    private readonly inner: SessionStore,
+    private readonly metrics: Metrics,
+  ) {}
+
+  get kind(): string {
+    return this.inner.kind;
+  }
+
+  getMany(tenantId: string, refs: readonly SessionRef[]): Promise<(SessionRecord | null)[]> {
+    return this.time("get_many", () => this.inner.getMany(tenantId, refs));
+  }
+
+  store(tenantId: string, ref: SessionRef, write: SessionWrite, limits: WriteLimits): Promise<SessionRecord> {
+    return this.time("store", () => this.inner.store(tenantId, ref, write, limits));
+  }
+
+  merge(tenantId: string, ref: SessionRef, write: SessionWrite, limits: WriteLimits): Promise<SessionRecord> {
+    return this.time("merge", () => this.inner.merge(tenantId, ref, write, limits));
+  }
+
+  deleteSession(tenantId: string, ref: SessionRef): Promise<boolean> {
+    return this.time("delete_session", () => this.inner.deleteSession(tenantId, ref));
+  }
+
+  deleteUserSessions(tenantId: string, userId: string): Promise<number> {
+    return this.time("delete_user_sessions", () => this.inner.deleteUserSessions(tenantId, userId));
+  }
+
+  listUserSessions(tenantId: string, userId: string, first: number, after?: PageCursor): Promise<SessionIndexPage> {
+    return this.time("list_user_sessions", () => this.inner.listUserSessions(tenantId, userId, first, after));
+  }
+
+  purgeOrphans(tenantId: string, olderThanSeconds: number): Promise<number> {
+    return this.time("purge_orphans", () => this.inner.purgeOrphans(tenantId, olderThanSeconds));
+  }
+
+  ping(): Promise<void> {
+    return this.time("ping", () => this.inner.ping());
+  }
+
+  /** The shared store outlives the request: closing a request's view closes nothing. */
+  async close(): Promise<void> {}
+
+  private async time<T>(command: string, work: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      return await work();
+    } finally {
+      const ms = performance.now() - started;
+      this.storeMs += ms;
+      this.metrics.storeCommandDuration.observe({ command }, ms / 1000);
+    }
+  }
+}

@@ -1,0 +1,68 @@
+import { startRedis, type RedisProcess } from "../helpers/redis-server";
+import { removeBuild, startServerProcess, type ServerProcess } from "../helpers/server-process";
+
+/**
+ * Graceful shutdown: SIGTERM while requests are in flight. The server stops accepting, lets every request it has
+ * accepted finish, stops the scheduler, closes Redis and exits 0.
+ */
+describe("graceful shutdown on SIGTERM", () => {
+  let redis: RedisProcess;
+  let server: ServerProcess;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    server = await startServerProcess({ REDIS_URL: redis.url });
+  });
+  afterAll(async () => {
+    await server.stop("SIGKILL");
+    await redis.stop();
+    removeBuild();
+  });
+
+  const headers = { "content-type": "application/json", "x-tenant-id": "shutdown-tenant", "x-user-id": "u" };
+  const inFlight = async () => {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    return Number(/^graphql_requests_in_flight (\S+)$/m.exec(text)?.[1] ?? NaN);
+  };
+
+  it("finishes every in-flight request, then exits 0", async () => {
+    const write = await fetch(`${server.url}/graphql`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({
+        query: `mutation { storeSessionContext(input: {sessionId: "s", conversationState: {a: 1}}) { version } }`,
+      }),
+    });
+    expect(((await write.json()) as { data: unknown }).data).toEqual({ storeSessionContext: { version: 1 } });
+
+    // Hold Redis so that the requests below are certainly in the server's hands when SIGTERM arrives.
+    await redis.admin.call("CLIENT", "PAUSE", "700", "ALL");
+    const requests = Array.from({ length: 40 }, () =>
+      fetch(`${server.url}/graphql`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ query: `{ sessionContext(sessionId: "s") { version conversationState } }` }),
+      }).then(async (response) => ({
+        status: response.status,
+        body: (await response.json()) as Record<string, unknown>,
+      })),
+    );
+    const deadline = Date.now() + 5000;
+    while ((await inFlight()) < 40) {
+      if (Date.now() > deadline) throw new Error("the requests never reached the server");
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+
+    const exitCode = server.stop("SIGTERM");
+    const answers = await Promise.all(requests);
+    for (const answer of answers) {
+      expect(answer).toEqual({
+        status: 200,
+        body: { data: { sessionContext: { version: 1, conversationState: { a: 1 } } } },
+      });
+    }
+    expect(await exitCode).toBe(0);
+    expect(server.lines.some((line) => line.msg === "shutting down" && line.signal === "SIGTERM")).toBe(true);
+    await expect(fetch(`${server.url}/health/live`)).rejects.toThrow();
+  }, 30_000);
+});
