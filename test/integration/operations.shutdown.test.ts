@@ -1,5 +1,7 @@
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
-import { removeBuild, startServerProcess, type ServerProcess } from "../helpers/server-process";
+import { buildServer, removeBuild, startServerProcess, type ServerProcess } from "../helpers/server-process";
 
 /**
  * Graceful shutdown: SIGTERM while requests are in flight. The server stops accepting, lets every request it has
@@ -16,7 +18,6 @@ describe("graceful shutdown on SIGTERM", () => {
   afterAll(async () => {
     await server.stop("SIGKILL");
     await redis.stop();
-    removeBuild();
   });
 
   const headers = { "content-type": "application/json", "x-tenant-id": "shutdown-tenant", "x-user-id": "u" };
@@ -65,4 +66,27 @@ describe("graceful shutdown on SIGTERM", () => {
     expect(server.lines.some((line) => line.msg === "shutting down" && line.signal === "SIGTERM")).toBe(true);
     await expect(fetch(`${server.url}/health/live`)).rejects.toThrow();
   }, 30_000);
+});
+
+describe("a bad configuration stops the start", () => {
+  afterAll(() => removeBuild());
+
+  it("prints one JSON line naming each bad variable and exits non-zero, before listening", () => {
+    const main = join(buildServer(), "main.js");
+    const result = spawnSync(process.execPath, [main], {
+      env: { PATH: process.env.PATH, NODE_ENV: "production", PORT: "http", MAX_TTL_SECONDS: "-5", LOG_LEVEL: "loud" },
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+    expect(result.status).toBe(2);
+    const lines = result.stderr
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { level: string; msg: string });
+    const named = (variable: string) => lines.filter((l) => l.level === "fatal" && l.msg.includes(`${variable}:`));
+    for (const variable of ["PORT", "MAX_TTL_SECONDS", "LOG_LEVEL", "REDIS_URL", "AUTH_MODE"]) {
+      expect(named(variable)).toHaveLength(1);
+    }
+    expect(result.stdout).toBe("");
+  });
 });
