@@ -26,7 +26,7 @@ export class SessionService {
   /** One session of the caller's tenant, or null when absent or expired. Batched with the request's other reads. */
   read(ctx: RequestContext, sessionId: unknown, userId: unknown, fieldPrefix = ""): Promise<SessionRecord | null> {
     assertValidId(sessionId, `${fieldPrefix}sessionId`);
-    if (userId !== undefined && userId !== null) assertValidId(userId, `${fieldPrefix}userId`);
+    // actingFor validates a given userId (whatever its type) before comparing it with the caller.
     const actingFor = ctx.caller.actingFor(userId as string | null | undefined, `${fieldPrefix}userId`);
     return ctx.sessions.load({ userId: actingFor, sessionId });
   }
