@@ -81,9 +81,12 @@ if (require.main === module) {
   const summary = summarise(JSON.parse(readFileSync(file, "utf8")) as Profile);
   const count = Number(n ?? 25);
   process.stdout.write(`busy ${summary.busyMs} ms, idle ${summary.idleMs} ms\n\nself time by package:\n`);
-  for (const { name, percent } of summary.top(summary.byPackage, count)) process.stdout.write(`${percent.toFixed(1).padStart(6)}%  ${name}\n`);
+  for (const { name, percent } of summary.top(summary.byPackage, count))
+    process.stdout.write(`${percent.toFixed(1).padStart(6)}%  ${name}\n`);
   process.stdout.write("\nself time by function:\n");
-  for (const { name, percent } of summary.top(summary.byFunction, count)) process.stdout.write(`${percent.toFixed(1).padStart(6)}%  ${name}\n`);
+  for (const { name, percent } of summary.top(summary.byFunction, count))
+    process.stdout.write(`${percent.toFixed(1).padStart(6)}%  ${name}\n`);
   process.stdout.write("\ninclusive time by function:\n");
-  for (const { name, percent } of summary.top(summary.inclusive, count * 2)) process.stdout.write(`${percent.toFixed(1).padStart(6)}%  ${name}\n`);
+  for (const { name, percent } of summary.top(summary.inclusive, count * 2))
+    process.stdout.write(`${percent.toFixed(1).padStart(6)}%  ${name}\n`);
 }

@@ -26,26 +26,11 @@ import autocannon from "autocannon";
 import { Redis } from "ioredis";
 import pino from "pino";
 import { startRedis, type RedisProcess } from "../test/helpers/redis-server";
-import {
-  activityIndexKey,
-  expiryIndexKey,
-  sessionKey,
-  userExpiryKey,
-  userIndexKey,
-} from "../src/store/keys";
+import { activityIndexKey, expiryIndexKey, sessionKey, userExpiryKey, userIndexKey } from "../src/store/keys";
 import { createRedisClient, whenReady } from "../src/store/redis/redis-client";
 import { RedisSessionStore } from "../src/store/redis/redis-session-store";
 import { DEFAULT_TENANT_SETTINGS } from "../src/tenants/tenant-settings";
-import {
-  interaction,
-  MERGE,
-  prng,
-  READ_MANY,
-  READ_ONE,
-  realisticContext,
-  STORE,
-  USER_SESSIONS,
-} from "./workload";
+import { interaction, MERGE, prng, READ_MANY, READ_ONE, realisticContext, STORE, USER_SESSIONS } from "./workload";
 
 const ROOT = join(__dirname, "..");
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 100_000);
@@ -60,7 +45,9 @@ const GATEWAY_SECRET = "bench-gateway-secret-not-for-production";
 const SERVER_ENTRY = process.env.BENCH_SERVER_ENTRY ?? join(ROOT, "dist", "main.js");
 const SERVER_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
 const OUTPUT = process.env.BENCH_OUTPUT ?? join(__dirname, "results", "latest.json");
-const ONLY = process.env.BENCH_SCENARIOS?.split(",").map((s) => s.trim()).filter(Boolean);
+const ONLY = process.env.BENCH_SCENARIOS?.split(",")
+  .map((s) => s.trim())
+  .filter(Boolean);
 const SEED_IN_FLIGHT = 256;
 const CHECKED_REQUESTS = 20;
 const MAX_LATENCY_SAMPLES = 5_000_000;
@@ -141,7 +128,12 @@ interface NodeServer {
 }
 
 /** Starts `node <args>` on core 0 (when taskset exists) on a free loopback port; resolves once `readyPath` answers 200. */
-async function startNode(label: string, args: string[], env: NodeJS.ProcessEnv, readyPath: string): Promise<NodeServer> {
+async function startNode(
+  label: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  readyPath: string,
+): Promise<NodeServer> {
   const port = await freePort();
   const command = hasTaskset ? "taskset" : process.execPath;
   const commandArgs = hasTaskset ? ["-c", "0", process.execPath, ...args] : args;
@@ -174,7 +166,8 @@ async function startNode(label: string, args: string[], env: NodeJS.ProcessEnv, 
   }
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`${label} exited with ${child.exitCode}:\n${server.output.join("\n")}`);
+    if (child.exitCode !== null)
+      throw new Error(`${label} exited with ${child.exitCode}:\n${server.output.join("\n")}`);
     if (Date.now() > deadline) throw new Error(`${label} did not become ready in 30 s:\n${server.output.join("\n")}`);
     const status = await fetch(`http://127.0.0.1:${port}${readyPath}`).then(
       (res) => res.status,
@@ -279,10 +272,12 @@ const noErrors = (body: string) => !body.includes('"errors"');
 const SCENARIOS: Scenario[] = [
   {
     name: "baseline-json",
-    description: "bare node:http + ioredis GET of one session, JSON.parse + JSON.stringify into the GraphQL answer's shape",
+    description:
+      "bare node:http + ioredis GET of one session, JSON.parse + JSON.stringify into the GraphQL answer's shape",
     target: "baseline",
     sessionsPerRequest: 1,
-    requests: (rand) => Array.from({ length: 512 }, () => ({ method: "GET", path: baselinePath("json", anySession(rand)), headers: {} })),
+    requests: (rand) =>
+      Array.from({ length: 512 }, () => ({ method: "GET", path: baselinePath("json", anySession(rand)), headers: {} })),
     verify: (body) => body.startsWith('{"data":{"sessionContext":{"id":'),
   },
   {
@@ -290,7 +285,8 @@ const SCENARIOS: Scenario[] = [
     description: "bare node:http + ioredis GET of one session, the stored JSON as is (no JSON work)",
     target: "baseline",
     sessionsPerRequest: 1,
-    requests: (rand) => Array.from({ length: 512 }, () => ({ method: "GET", path: baselinePath("raw", anySession(rand)), headers: {} })),
+    requests: (rand) =>
+      Array.from({ length: 512 }, () => ({ method: "GET", path: baselinePath("raw", anySession(rand)), headers: {} })),
     verify: (body) => body.startsWith('{"version":'),
   },
   {
@@ -357,7 +353,8 @@ const SCENARIOS: Scenario[] = [
     description: "the same merge, all 64 connections into one session (atomicity under contention)",
     target: "server",
     sessionsPerRequest: 1,
-    requests: (rand) => Array.from({ length: 64 }, (_, n) => post(HOT_SESSION, MERGE, { input: mergeInput(rand, HOT_SESSION, n) })),
+    requests: (rand) =>
+      Array.from({ length: 64 }, (_, n) => post(HOT_SESSION, MERGE, { input: mergeInput(rand, HOT_SESSION, n) })),
     verify: (body) => body.startsWith('{"data":{"mergeSessionContext":{"id":'),
   },
   {
@@ -365,7 +362,8 @@ const SCENARIOS: Scenario[] = [
     description: "baseline-json once more at the end: the ratios use the mean of both runs",
     target: "baseline",
     sessionsPerRequest: 1,
-    requests: (rand) => Array.from({ length: 512 }, () => ({ method: "GET", path: baselinePath("json", anySession(rand)), headers: {} })),
+    requests: (rand) =>
+      Array.from({ length: 512 }, () => ({ method: "GET", path: baselinePath("json", anySession(rand)), headers: {} })),
     verify: (body) => body.startsWith('{"data":{"sessionContext":{"id":'),
   },
 ];
@@ -382,7 +380,13 @@ interface Measured {
   p50Ms: number;
   p99Ms: number;
   errors: number;
-  errorDetail: { non2xx: number; connectionErrors: number; timeouts: number; wrongAnswers: number; checkFailures: number };
+  errorDetail: {
+    non2xx: number;
+    connectionErrors: number;
+    timeouts: number;
+    wrongAnswers: number;
+    checkFailures: number;
+  };
   /** Top-level Redis commands per request under load, from INFO commandstats (script-internal calls left out). */
   redisRoundTripsPerRequest: number;
   /** Every command Redis ran per request, including those inside scripts. */
@@ -442,7 +446,9 @@ function procCpuSeconds(pid: number): number {
 
 /** Busy seconds of one core (everything but idle and iowait), from /proc/stat. */
 function coreBusySeconds(core: number): number {
-  const line = readFileSync("/proc/stat", "utf8").split("\n").find((l) => l.startsWith(`cpu${core} `));
+  const line = readFileSync("/proc/stat", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(`cpu${core} `));
   if (!line) return Number.NaN;
   const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
   return (user + nice + system + irq + softirq + steal) / 100;
@@ -519,7 +525,11 @@ function runLoad(port: number, scenario: Scenario, seconds: number, seed: number
  * Sends a connection's first requests one at a time with MONITOR on: checks each answer and counts the commands
  * that reached Redis from a client (not from inside a script) per request.
  */
-async function check(port: number, scenario: Scenario, redisUrl: string): Promise<{ failures: string[]; roundTrips: number }> {
+async function check(
+  port: number,
+  scenario: Scenario,
+  redisUrl: string,
+): Promise<{ failures: string[]; roundTrips: number }> {
   const requests = scenario.requests(prng(999), 0).slice(0, CHECKED_REQUESTS);
   const monitorClient = new Redis(redisUrl);
   const monitor = await monitorClient.monitor();
@@ -559,7 +569,9 @@ async function measure(
 ): Promise<Measured & { acknowledged: number }> {
   const checked = await check(port, scenario, redis.url);
   if (checked.failures.length > 0)
-    process.stderr.write(`  ${scenario.name}: ${checked.failures.length} wrong answers in the check, e.g. ${checked.failures[0]}\n`);
+    process.stderr.write(
+      `  ${scenario.name}: ${checked.failures.length} wrong answers in the check, e.g. ${checked.failures[0]}\n`,
+    );
   const warm = WARMUP_S > 0 ? await runLoad(port, scenario, WARMUP_S, 1000 + index) : undefined;
 
   const before = await redis.commandCalls();
@@ -590,7 +602,11 @@ async function measure(
     checkFailures: checked.failures.length,
   };
   const acknowledged =
-    (warm ? warm.total - warm.non2xx - warm.mismatches : 0) + run.total - run.non2xx - run.mismatches + (CHECKED_REQUESTS - checked.failures.length);
+    (warm ? warm.total - warm.non2xx - warm.mismatches : 0) +
+    run.total -
+    run.non2xx -
+    run.mismatches +
+    (CHECKED_REQUESTS - checked.failures.length);
   return {
     name: scenario.name,
     description: scenario.description,
@@ -682,7 +698,10 @@ function machine(redisVersion: string) {
   };
 }
 
-const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }) : "–");
+const fmt = (n: number, digits = 0) =>
+  Number.isFinite(n)
+    ? n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
+    : "–";
 
 function table(rows: Measured[]): string {
   const head = [
@@ -714,8 +733,13 @@ function table(rows: Measured[]): string {
     r.cpuRatio === undefined ? "" : fmt(r.cpuRatio, 2),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
-  const row = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")} |`;
-  return [row(head), `| ${widths.map((w, i) => (i === 0 ? "-".repeat(w) : `${"-".repeat(w - 1)}:`)).join(" | ")} |`, ...lines.map(row)].join("\n");
+  const row = (cells: string[]) =>
+    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")} |`;
+  return [
+    row(head),
+    `| ${widths.map((w, i) => (i === 0 ? "-".repeat(w) : `${"-".repeat(w - 1)}:`)).join(" | ")} |`,
+    ...lines.map(row),
+  ].join("\n");
 }
 
 async function main(): Promise<void> {
@@ -729,14 +753,18 @@ async function main(): Promise<void> {
   const redisVersion = /^redis_version:(\S+)/m.exec(serverInfo)?.[1] ?? "unknown";
   const usedBefore = Number(/^used_memory:(\d+)/m.exec(await redis.admin.info("memory"))?.[1]);
 
-  process.stdout.write(`seeding ${TOTAL.toLocaleString("en-US")} sessions (${TENANTS} tenants × ${USERS_PER_TENANT} users × ${SESSIONS_PER_USER})…\n`);
+  process.stdout.write(
+    `seeding ${TOTAL.toLocaleString("en-US")} sessions (${TENANTS} tenants × ${USERS_PER_TENANT} users × ${SESSIONS_PER_USER})…\n`,
+  );
   const seedClient = createRedisClient({ url: redis.url, logger: pino({ level: "silent" }), commandTimeoutMs: 30_000 });
   await whenReady(seedClient, 5000);
   const seedStore = new RedisSessionStore(seedClient);
   const seedSeconds = await seed(seedStore);
   await seedStore.close();
   const memory = await memoryReport(redis.admin, usedBefore);
-  process.stdout.write(`seeded in ${seedSeconds.toFixed(1)} s; ${memory.memoryUsagePerSessionKey} B per session key for ${memory.jsonBytesPerSession} B of JSON\n`);
+  process.stdout.write(
+    `seeded in ${seedSeconds.toFixed(1)} s; ${memory.memoryUsagePerSessionKey} B per session key for ${memory.jsonBytesPerSession} B of JSON\n`,
+  );
 
   const server = await startNode(
     "server",
@@ -759,7 +787,9 @@ async function main(): Promise<void> {
   );
 
   const inScripts = scriptCommands();
-  const selected = SCENARIOS.filter((s) => !ONLY || ONLY.includes(s.name) || (s.name === "baseline-json-again" && ONLY.includes("baseline-json")));
+  const selected = SCENARIOS.filter(
+    (s) => !ONLY || ONLY.includes(s.name) || (s.name === "baseline-json-again" && ONLY.includes("baseline-json")),
+  );
   const rows: Measured[] = [];
   let hot: { versionBefore: number; versionAfter: number; acknowledged: number; documentBytes: number } | undefined;
   for (const [i, scenario] of selected.entries()) {
@@ -773,12 +803,19 @@ async function main(): Promise<void> {
     const result = await measure(scenario, target.port, redis, target.child.pid ?? 0, inScripts, i);
     if (hotBefore) {
       const hotAfter = await readHot();
-      hot = { versionBefore: hotBefore.version, versionAfter: hotAfter.version, acknowledged: result.acknowledged, documentBytes: hotAfter.bytes };
+      hot = {
+        versionBefore: hotBefore.version,
+        versionAfter: hotAfter.version,
+        acknowledged: result.acknowledged,
+        documentBytes: hotAfter.bytes,
+      };
       result.note = `version +${hotAfter.version - hotBefore.version} for ${result.acknowledged} acknowledged merges (the difference: requests in flight when the load stopped); document now ${hotAfter.bytes} B`;
     }
     const { acknowledged: _acknowledged, ...row } = result;
     rows.push(row);
-    process.stdout.write(` ${fmt(row.reqPerSec)} req/s, p50 ${fmt(row.p50Ms, 2)} ms, p99 ${fmt(row.p99Ms, 2)} ms, ${row.errors} errors\n`);
+    process.stdout.write(
+      ` ${fmt(row.reqPerSec)} req/s, p50 ${fmt(row.p50Ms, 2)} ms, p99 ${fmt(row.p99Ms, 2)} ms, ${row.errors} errors\n`,
+    );
   }
 
   const baselines = rows.filter((r) => r.name === "baseline-json" || r.name === "baseline-json-again");
@@ -800,13 +837,21 @@ async function main(): Promise<void> {
   const target = (name: string, met: boolean | undefined, value: string) => ({ name, met: met ?? null, value });
   const writes = ["store", "merge"].map(byName);
   const targets = [
-    target("read one ≥ 0.60 of the bare baseline", readOne && readOne.ratio! >= 0.6, readOne ? `${fmt(readOne.ratio!, 2)} (raw GET: ${fmt(readOne.ratioToRaw!, 2)})` : "not run"),
+    target(
+      "read one ≥ 0.60 of the bare baseline",
+      readOne && readOne.ratio! >= 0.6,
+      readOne ? `${fmt(readOne.ratio!, 2)} (raw GET: ${fmt(readOne.ratioToRaw!, 2)})` : "not run",
+    ),
     target(
       "read 20 ≥ 20,000 sessions/s per server core",
       read20 && read20.sessionsPerSec / serverCores >= 20_000,
       read20 ? `${fmt(read20.sessionsPerSec / serverCores)} sessions/s per core` : "not run",
     ),
-    target("read 20 p99 ≤ 3 × p50", read20 && read20.p99Ms <= 3 * read20.p50Ms, read20 ? `p99/p50 = ${fmt(read20.p99Ms / read20.p50Ms, 2)}` : "not run"),
+    target(
+      "read 20 p99 ≤ 3 × p50",
+      read20 && read20.p99Ms <= 3 * read20.p50Ms,
+      read20 ? `p99/p50 = ${fmt(read20.p99Ms / read20.p50Ms, 2)}` : "not run",
+    ),
     ...writes.map((w, i) =>
       target(
         `${["store", "merge"][i]} ≥ 0.8 of read one`,
@@ -816,10 +861,19 @@ async function main(): Promise<void> {
     ),
     target(
       "one Redis round trip per request (reads and writes)",
-      rows.filter((r) => !r.name.startsWith("baseline")).every((r) => Math.round(r.redisRoundTripsPerRequest * 100) / 100 <= 1 && r.redisRoundTripsChecked <= 1),
-      rows.filter((r) => !r.name.startsWith("baseline")).map((r) => `${r.name} ${fmt(r.redisRoundTripsPerRequest, 2)}`).join(", "),
+      rows
+        .filter((r) => !r.name.startsWith("baseline"))
+        .every((r) => Math.round(r.redisRoundTripsPerRequest * 100) / 100 <= 1 && r.redisRoundTripsChecked <= 1),
+      rows
+        .filter((r) => !r.name.startsWith("baseline"))
+        .map((r) => `${r.name} ${fmt(r.redisRoundTripsPerRequest, 2)}`)
+        .join(", "),
     ),
-    target("zero errors", rows.every((r) => r.errors === 0), `${rows.reduce((a, r) => a + r.errors, 0)} in all`),
+    target(
+      "zero errors",
+      rows.every((r) => r.errors === 0),
+      `${rows.reduce((a, r) => a + r.errors, 0)} in all`,
+    ),
   ];
 
   const result = {
@@ -861,15 +915,19 @@ async function main(): Promise<void> {
 
   const m = result.machine;
   process.stdout.write(`\n${m.cpuModel}, ${m.nproc} cores, node ${m.node}, Redis ${m.redis}; ${m.pinned}\n`);
-  process.stdout.write(`${TOTAL.toLocaleString("en-US")} sessions, ${CONNECTIONS} connections, ${DURATION_S} s per scenario after ${WARMUP_S} s warm-up\n\n`);
+  process.stdout.write(
+    `${TOTAL.toLocaleString("en-US")} sessions, ${CONNECTIONS} connections, ${DURATION_S} s per scenario after ${WARMUP_S} s warm-up\n\n`,
+  );
   process.stdout.write(`${table(rows)}\n\n`);
-  for (const t of targets) process.stdout.write(`${t.met === null ? "–" : t.met ? "met   " : "MISSED"}  ${t.name}: ${t.value}\n`);
+  for (const t of targets)
+    process.stdout.write(`${t.met === null ? "–" : t.met ? "met   " : "MISSED"}  ${t.name}: ${t.value}\n`);
   process.stdout.write(
     `\nmemory per session: ${memory.memoryUsagePerSessionKey} B (MEMORY USAGE) for ${memory.jsonBytesPerSession} B of JSON (×${memory.keyOverheadRatio}), ` +
       `plus ${memory.indexBytesPerSessionTotal} B of index entries = ${memory.totalPerSession} B; used_memory grew ${memory.usedMemoryDeltaPerSession} B per session\n`,
   );
   if (hot) process.stdout.write(`merge-64-on-one: ${rows.find((r) => r.name === "merge-64-on-one")?.note}\n`);
-  if (server.warnings > 0) process.stdout.write(`server printed ${server.warnings} warning lines, e.g. ${server.output.at(-1)}\n`);
+  if (server.warnings > 0)
+    process.stdout.write(`server printed ${server.warnings} warning lines, e.g. ${server.output.at(-1)}\n`);
 
   mkdirSync(dirname(OUTPUT), { recursive: true });
   writeFileSync(OUTPUT, `${JSON.stringify(result, null, 2)}\n`);
