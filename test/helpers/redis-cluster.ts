@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Cluster, Redis } from "ioredis";
+import { pollUntil } from "./poll";
 import { exited, freePort, spawnRedis } from "./redis-server";
 
 const run = promisify(execFile);
@@ -64,22 +65,6 @@ async function startNode(dir: string): Promise<{ port: number; child: ChildProce
     } catch (error) {
       if (attempt >= 4) throw error; // a port was taken between freePort() and the bind
     }
-  }
-}
-
-export async function pollUntil(
-  done: () => Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-  intervalMs = 50,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    // A node restarting or a slot moving makes a check throw: ask again until the deadline.
-    const ok = await done().catch(() => false);
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
 

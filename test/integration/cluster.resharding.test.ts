@@ -4,7 +4,8 @@ import type { SessionRef } from "../../src/sessions/session-record";
 import { settingsKey } from "../../src/store/keys";
 import { createRedisClient, whenReady } from "../../src/store/redis/redis-client";
 import { RedisSessionStore } from "../../src/store/redis/redis-session-store";
-import { pollUntil, startRedisCluster, type RedisClusterProcess } from "../helpers/redis-cluster";
+import { pollUntil } from "../helpers/poll";
+import { startRedisCluster, type RedisClusterProcess } from "../helpers/redis-cluster";
 import { freshTenant } from "../helpers/test-server";
 import { LIMITS } from "./session-store.harness";
 
