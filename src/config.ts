@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { RedisAddress } from "./store/redis/redis-client";
 
 /**
  * The only reader of `process.env`. Parsed once at start-up into a frozen, typed object; every bad variable is
@@ -11,8 +12,15 @@ export interface Config {
   readonly production: boolean;
   readonly port: number;
   readonly host: string;
-  /** `redis://` or `rediss://` of a single Redis; undefined means the embedded in-process store. */
+  /**
+   * `redis://` or `rediss://` of a single Redis. At most one of `redisUrl`, `redisCluster` and `redisSentinel` is
+   * set; none of them means the embedded in-process store.
+   */
   readonly redisUrl: string | undefined;
+  /** Seed nodes of a Redis Cluster (the client discovers the rest). */
+  readonly redisCluster: readonly RedisAddress[] | undefined;
+  /** Sentinels and the name of the master they monitor. */
+  readonly redisSentinel: { readonly sentinels: readonly RedisAddress[]; readonly name: string } | undefined;
   readonly auth: {
     readonly mode: AuthMode;
     readonly jwtSecret: string | undefined;
@@ -44,14 +52,44 @@ const httpUrl = z.string().refine((v) => /^https?:\/\//.test(v) && URL.canParse(
 
 const nonEmpty = z.string().min(1, "must not be empty");
 
+/** `host:port` (an IPv6 host in brackets: `[::1]:7000`) → address, or undefined when it is not one. */
+function parseAddress(entry: string): RedisAddress | undefined {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]/,]+)):(\d{1,5})$/.exec(entry);
+  if (!match) return undefined;
+  const port = Number(match[3]);
+  if (port < 1 || port > 65535) return undefined;
+  return Object.freeze({ host: match[1] ?? match[2], port });
+}
+
+/** Comma-separated `host:port` list (spaces around commas ignored); one issue naming the first bad entry. */
+const addressList = z.string().transform((value, ctx) => {
+  const entries = value.split(",").map((entry) => entry.trim());
+  const addresses: RedisAddress[] = [];
+  for (const entry of entries) {
+    const address = parseAddress(entry);
+    if (address === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message: `must be host:port,host:port,… (ports 1-65535); ${entry === "" ? "an entry is empty" : `bad entry ${JSON.stringify(entry)}`}`,
+      });
+      return z.NEVER;
+    }
+    addresses.push(address);
+  }
+  return Object.freeze(addresses);
+});
+
 const envSchema = z.object({
   NODE_ENV: z.string().default("development"),
   PORT: integer(0, 65535).default(4000),
   HOST: nonEmpty.default("0.0.0.0"),
   REDIS_URL: redisUrl.optional(),
-  REDIS_CLUSTER_NODES: z.string().optional(),
-  REDIS_SENTINELS: z.string().optional(),
-  REDIS_SENTINEL_NAME: z.string().optional(),
+  REDIS_CLUSTER_NODES: addressList.optional(),
+  REDIS_SENTINELS: addressList.optional(),
+  REDIS_SENTINEL_NAME: z
+    .string()
+    .regex(/^[^\s]+$/, "must be the master name the Sentinels monitor (no spaces)")
+    .optional(),
   JWT_SECRET: nonEmpty.optional(),
   JWKS_URL: httpUrl.optional(),
   JWT_ISSUER: nonEmpty.optional(),
@@ -99,13 +137,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.success ? parsed.data : (present as unknown as z.infer<typeof envSchema>);
   const production = e.NODE_ENV === "production";
 
-  if (e.REDIS_CLUSTER_NODES)
-    problems.push("REDIS_CLUSTER_NODES: Redis Cluster is not supported by this version yet; use REDIS_URL");
-  if (e.REDIS_SENTINELS || e.REDIS_SENTINEL_NAME)
-    problems.push("REDIS_SENTINELS: Redis Sentinel is not supported by this version yet; use REDIS_URL");
-  if (production && !e.REDIS_URL)
+  const redisChoices = (["REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_SENTINELS"] as const).filter((name) => e[name]);
+  if (redisChoices.length > 1)
     problems.push(
-      "REDIS_URL: required when NODE_ENV=production (the embedded store is one process only and not durable)",
+      `${redisChoices[1]}: set only one of REDIS_URL, REDIS_CLUSTER_NODES and REDIS_SENTINELS (got ${redisChoices.join(" and ")})`,
+    );
+  if (e.REDIS_SENTINELS && !e.REDIS_SENTINEL_NAME)
+    problems.push("REDIS_SENTINEL_NAME: required with REDIS_SENTINELS (the master name the Sentinels monitor)");
+  if (e.REDIS_SENTINEL_NAME && !e.REDIS_SENTINELS)
+    problems.push("REDIS_SENTINELS: required with REDIS_SENTINEL_NAME (host:port of the Sentinels)");
+  if (production && redisChoices.length === 0 && !e.REDIS_SENTINEL_NAME)
+    problems.push(
+      "REDIS_URL: required when NODE_ENV=production, or REDIS_CLUSTER_NODES or REDIS_SENTINELS (the embedded store is one process only and not durable)",
     );
 
   const hasJwtKey = Boolean(e.JWT_SECRET || e.JWKS_URL);
@@ -127,6 +170,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     host: e.HOST,
     redisUrl: e.REDIS_URL,
+    redisCluster: e.REDIS_CLUSTER_NODES,
+    redisSentinel:
+      e.REDIS_SENTINELS && e.REDIS_SENTINEL_NAME
+        ? Object.freeze({ sentinels: e.REDIS_SENTINELS, name: e.REDIS_SENTINEL_NAME })
+        : undefined,
     auth: Object.freeze({
       mode,
       jwtSecret: e.JWT_SECRET,

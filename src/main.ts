@@ -6,7 +6,7 @@ import { createServer } from "./server";
 import type { Logger } from "pino";
 import { CleanupScheduler } from "./cleanup/cleanup-scheduler";
 import { createMemoryBackend, createRedisBackend, type Backend } from "./store/backend";
-import { createRedisClient, whenReady } from "./store/redis/redis-client";
+import { createRedisClient, whenReady, type RedisTarget } from "./store/redis/redis-client";
 
 /**
  * Composition root: config → logger → store → schema → server → listen → cleanup scheduler; shutdown on
@@ -56,16 +56,28 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => shutdown("SIGINT"));
 }
 
+/** Which Redis the configuration names: one URL, a Cluster or Sentinels (config allows at most one). */
+function redisTarget(config: Config): RedisTarget | undefined {
+  if (config.redisUrl) return { url: config.redisUrl };
+  if (config.redisCluster) return { clusterNodes: config.redisCluster };
+  if (config.redisSentinel)
+    return { sentinels: config.redisSentinel.sentinels, sentinelName: config.redisSentinel.name };
+  return undefined;
+}
+
 async function createBackend(config: Config, logger: Logger): Promise<Backend> {
-  if (config.redisUrl) {
-    const redis = createRedisClient({ url: config.redisUrl, logger: logger.child({ component: "redis" }) });
+  const target = redisTarget(config);
+  if (target) {
+    const redisLogger = logger.child({ component: "redis" });
+    const redis = createRedisClient({ ...target, logger: redisLogger });
+    redisLogger.info({ mode: "url" in target ? "single" : "clusterNodes" in target ? "cluster" : "sentinel" }, "redis");
     // Serve either way: /health/ready answers 503 until Redis is reachable, and the client keeps reconnecting.
     if (!(await whenReady(redis, 5000))) logger.warn("Redis is not reachable yet; starting anyway, not ready");
     return createRedisBackend(redis);
   }
   logger.warn(
     { store: "memory" },
-    "REDIS_URL is not set: using the embedded in-process store (one process only, not durable; for local use)",
+    "no Redis configured (REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS): using the embedded in-process store (one process only, not durable; for local use)",
   );
   return createMemoryBackend();
 }

@@ -1,9 +1,9 @@
 import type { KeyValueCache } from "@apollo/utils.keyvaluecache";
-import type { Redis } from "ioredis";
 import type { CleanupSchedule } from "../cleanup/cleanup-schedule";
 import type { SessionStore } from "../sessions/session-store";
 import type { TenantSettingsStore } from "../tenants/tenant-settings-store";
 import { MemorySessionStore, type MemorySessionStoreOptions } from "./memory/memory-session-store";
+import type { RedisClient } from "./redis/redis-client";
 import { RedisCleanupSchedule } from "./redis/redis-cleanup-schedule";
 import { RedisQueryCache } from "./redis/redis-query-cache";
 import { RedisSessionStore } from "./redis/redis-session-store";
@@ -18,8 +18,11 @@ export interface Backend {
   readonly queryCache?: KeyValueCache<string>;
 }
 
-/** All three on one Redis client (injected: the caller owns its configuration and lifetime via sessions.close). */
-export function createRedisBackend(redis: Redis): Backend {
+/**
+ * All of them on one Redis client — one Redis, Sentinel-managed or a Cluster (injected: the caller owns its
+ * configuration and lifetime via sessions.close).
+ */
+export function createRedisBackend(redis: RedisClient): Backend {
   return {
     sessions: new RedisSessionStore(redis),
     settings: new RedisTenantSettingsStore(redis),

@@ -22,7 +22,8 @@ export function redisServerOnPath(): boolean {
   return spawnSync("redis-server", ["--version"], { stdio: "ignore" }).status === 0;
 }
 
-async function freePort(): Promise<number> {
+/** A port nobody listens on right now (another process may still take it before we bind it). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);
@@ -33,7 +34,8 @@ async function freePort(): Promise<number> {
   });
 }
 
-function spawnRedis(port: number, extraArgs: readonly string[]): Promise<ChildProcess> {
+/** Starts redis-server on `port` (loopback, nothing persisted); resolves once it accepts connections. */
+export function spawnRedis(port: number, extraArgs: readonly string[]): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       "redis-server",
@@ -71,7 +73,8 @@ function spawnRedis(port: number, extraArgs: readonly string[]): Promise<ChildPr
   });
 }
 
-function exited(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+/** Sends `signal` to the child unless it already exited; resolves once it has. */
+export function exited(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     child.once("exit", () => resolve());

@@ -1,5 +1,5 @@
 import pino from "pino";
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import type {
   ContextFields,
   JsonObject,
@@ -10,8 +10,9 @@ import type {
 import type { SessionStore } from "../../src/sessions/session-store";
 import { sessionKey } from "../../src/store/keys";
 import { MemorySessionStore } from "../../src/store/memory/memory-session-store";
-import { createRedisClient, whenReady } from "../../src/store/redis/redis-client";
+import { createRedisClient, whenReady, type RedisClient } from "../../src/store/redis/redis-client";
 import { RedisSessionStore } from "../../src/store/redis/redis-session-store";
+import { startRedisCluster, type RedisClusterProcess } from "../helpers/redis-cluster";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
 
 /**
@@ -53,10 +54,19 @@ const silent = pino({ level: "silent" });
 async function connectedClient(url: string): Promise<Redis> {
   const client = createRedisClient({ url, logger: silent });
   if (!(await whenReady(client, 5000))) throw new Error(`Redis at ${url} did not become ready`);
+  return client as Redis;
+}
+
+async function connectedClusterClient(cluster: RedisClusterProcess): Promise<RedisClient> {
+  const client = createRedisClient({
+    clusterNodes: cluster.ports.map((port) => ({ host: "127.0.0.1", port })),
+    logger: silent,
+  });
+  if (!(await whenReady(client, 10_000))) throw new Error("the Redis Cluster did not become ready");
   return client;
 }
 
-async function redisTimeMs(admin: Redis): Promise<number> {
+async function redisTimeMs(admin: Redis | Cluster): Promise<number> {
   const [seconds, micros] = await admin.time();
   return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
 }
@@ -107,6 +117,61 @@ export async function startRedisStore(): Promise<RedisStoreUnderTest> {
   };
 }
 
+export interface ClusterStoreUnderTest extends StoreUnderTest {
+  readonly store: RedisSessionStore;
+  readonly cluster: RedisClusterProcess;
+  /** Another store on its own Cluster client, like another server replica; closed by `close()`. */
+  replica(): Promise<RedisSessionStore>;
+}
+
+/**
+ * The Redis store on a real Redis Cluster (3 masters, 3 replicas). Its nodes run on this machine and share its
+ * clock, so "Redis's clock" is the same whichever node answers TIME.
+ */
+export async function startClusterStore(): Promise<ClusterStoreUnderTest> {
+  const cluster = await startRedisCluster();
+  const replicas: RedisSessionStore[] = [];
+  let store: RedisSessionStore;
+  try {
+    store = new RedisSessionStore(await connectedClusterClient(cluster));
+  } catch (error) {
+    await cluster.stop();
+    throw error;
+  }
+  const keyOf = (tenantId: string, ref: SessionRef) => sessionKey(tenantId, ref.userId, ref.sessionId);
+  return {
+    store,
+    cluster,
+    async replica() {
+      const replica = new RedisSessionStore(await connectedClusterClient(cluster));
+      replicas.push(replica);
+      return replica;
+    },
+    async passTime(ms) {
+      const start = await redisTimeMs(cluster.admin);
+      await pollUntil(
+        async () => (await redisTimeMs(cluster.admin)) >= start + ms,
+        Date.now() + ms + 5000,
+        "time passed",
+      );
+    },
+    async expectKeyExpiresAt(tenantId, ref, expiresAt) {
+      const pttl = await cluster.admin.pttl(keyOf(tenantId, ref));
+      const keyExpiresAt = (await redisTimeMs(cluster.admin)) + pttl;
+      expect(pttl).toBeGreaterThan(0);
+      expect(Math.abs(keyExpiresAt - expiresAt.getTime())).toBeLessThanOrEqual(50);
+    },
+    async waitForExpiry(tenantId, ref, record) {
+      const key = keyOf(tenantId, ref);
+      await pollUntil(async () => (await cluster.admin.exists(key)) === 0, record.expiresAt.getTime() + 3000, "expiry");
+    },
+    async close() {
+      await Promise.all([store, ...replicas].map((s) => s.close()));
+      await cluster.stop();
+    },
+  };
+}
+
 export async function startMemoryStore(): Promise<StoreUnderTest> {
   let now = Date.now();
   const store = new MemorySessionStore({ now: () => now });
@@ -134,6 +199,7 @@ export async function startMemoryStore(): Promise<StoreUnderTest> {
 /** The stores every contract test runs against, for `describe.each`. */
 export const STORES: ReadonlyArray<[name: string, start: () => Promise<StoreUnderTest>]> = [
   ["RedisSessionStore", startRedisStore],
+  ["RedisSessionStore on a Redis Cluster", startClusterStore],
   ["MemorySessionStore", startMemoryStore],
 ];
 

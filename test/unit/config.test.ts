@@ -24,6 +24,8 @@ describe("Defaults come from the configuration table", () => {
       port: 4000,
       host: "0.0.0.0",
       redisUrl: undefined,
+      redisCluster: undefined,
+      redisSentinel: undefined,
       auth: {
         mode: "gateway",
         jwtSecret: undefined,
@@ -166,6 +168,77 @@ describe("Production refuses to start without a Redis or without authentication"
     const named = problemsOf({ NODE_ENV: "production" }).map((line) => line.slice(0, line.indexOf(":")));
 
     expect(named.sort()).toEqual(["AUTH_MODE", "REDIS_URL"]);
+  });
+});
+
+describe("Redis: one of REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS with REDIS_SENTINEL_NAME", () => {
+  it("reads the Cluster seed nodes, spaces around commas ignored", () => {
+    const config = loadConfig({ REDIS_CLUSTER_NODES: "redis-a:7000, 10.0.0.2:7001 ,[::1]:7002" });
+
+    expect(config.redisCluster).toEqual([
+      { host: "redis-a", port: 7000 },
+      { host: "10.0.0.2", port: 7001 },
+      { host: "::1", port: 7002 },
+    ]);
+    expect(config).toMatchObject({ redisUrl: undefined, redisSentinel: undefined });
+    expect(Object.isFrozen(config.redisCluster)).toBe(true);
+  });
+
+  it("reads the Sentinels and the master name", () => {
+    const config = loadConfig({ REDIS_SENTINELS: "s1:26379,s2:26379,s3:26379", REDIS_SENTINEL_NAME: "scs" });
+
+    expect(config.redisSentinel).toEqual({
+      sentinels: [
+        { host: "s1", port: 26379 },
+        { host: "s2", port: 26379 },
+        { host: "s3", port: 26379 },
+      ],
+      name: "scs",
+    });
+    expect(config).toMatchObject({ redisUrl: undefined, redisCluster: undefined });
+  });
+
+  it.each([
+    ["REDIS_CLUSTER_NODES", { REDIS_CLUSTER_NODES: "redis-a" }],
+    ["REDIS_CLUSTER_NODES", { REDIS_CLUSTER_NODES: "redis-a:7000,redis-b" }],
+    ["REDIS_CLUSTER_NODES", { REDIS_CLUSTER_NODES: "redis-a:0" }],
+    ["REDIS_CLUSTER_NODES", { REDIS_CLUSTER_NODES: "redis-a:70000" }],
+    ["REDIS_CLUSTER_NODES", { REDIS_CLUSTER_NODES: "redis-a:7000,,redis-b:7001" }],
+    ["REDIS_CLUSTER_NODES", { REDIS_CLUSTER_NODES: "redis://redis-a:7000" }],
+    ["REDIS_SENTINELS", { REDIS_SENTINELS: "s1:26379;s2:26379", REDIS_SENTINEL_NAME: "scs" }],
+    ["REDIS_SENTINEL_NAME", { REDIS_SENTINELS: "s1:26379", REDIS_SENTINEL_NAME: "my master" }],
+    ["REDIS_SENTINEL_NAME", { REDIS_SENTINELS: "s1:26379" }],
+    ["REDIS_SENTINELS", { REDIS_SENTINEL_NAME: "scs" }],
+  ])("refuses a bad %s with one line naming it: %j", (name, env) => {
+    const problems = problemsOf(env);
+
+    expect(problems).toEqual([expect.stringMatching(new RegExp(`^${name}: \\S`))]);
+    expect(problems[0]).not.toContain("\n");
+  });
+
+  it.each([
+    [{ REDIS_URL: "redis://r:6379", REDIS_CLUSTER_NODES: "a:7000" }, "REDIS_URL and REDIS_CLUSTER_NODES"],
+    [
+      { REDIS_URL: "redis://r:6379", REDIS_SENTINELS: "s:26379", REDIS_SENTINEL_NAME: "m" },
+      "REDIS_URL and REDIS_SENTINELS",
+    ],
+    [
+      { REDIS_CLUSTER_NODES: "a:7000", REDIS_SENTINELS: "s:26379", REDIS_SENTINEL_NAME: "m" },
+      "REDIS_CLUSTER_NODES and REDIS_SENTINELS",
+    ],
+  ])("refuses two kinds of Redis at once: %j", (env, named) => {
+    const problems = problemsOf(env);
+
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain("set only one of REDIS_URL, REDIS_CLUSTER_NODES and REDIS_SENTINELS");
+    expect(problems[0]).toContain(named);
+  });
+
+  it.each([
+    ["a Cluster", { REDIS_URL: undefined, REDIS_CLUSTER_NODES: "a:7000,b:7000" }],
+    ["Sentinels", { REDIS_URL: undefined, REDIS_SENTINELS: "s:26379", REDIS_SENTINEL_NAME: "scs" }],
+  ])("lets production start with %s instead of REDIS_URL", (_what, change) => {
+    expect(loadConfig({ ...production, ...change }).production).toBe(true);
   });
 });
 

@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Redis, Result } from "ioredis";
+import type { Result } from "ioredis";
 import type { CleanupSchedule, DueCleanup } from "../../cleanup/cleanup-schedule";
 import { CLEANUP_SCHEDULE_KEY, cleanupLeaseKey, settingsKey } from "../keys";
+import type { RedisClient } from "./redis-client";
 import { toStoreError } from "./redis-errors";
-import { redisNow } from "./redis-time";
+import { defineServerTime, redisNow } from "./redis-time";
 
 declare module "ioredis" {
   interface RedisCommander<Context> {
@@ -18,15 +19,24 @@ declare module "ioredis" {
 
 const script = (name: string) => readFileSync(join(__dirname, "scripts", name), "utf8");
 
-/** The cleanup schedule in Redis: the sorted set `scs:cleanup:schedule`, plus per-tenant leases. */
+/**
+ * The cleanup schedule in Redis: the sorted set `scs:cleanup:schedule`, plus per-tenant leases. Every command here
+ * names one key, so on a Cluster each goes to the node that owns it.
+ */
 export class RedisCleanupSchedule implements CleanupSchedule {
-  constructor(private readonly redis: Redis) {
+  constructor(private readonly redis: RedisClient) {
+    defineServerTime(redis);
     redis.defineCommand("claimCleanup", { numberOfKeys: 1, lua: script("claim-cleanup-1.lua") });
     redis.defineCommand("releaseLease", { numberOfKeys: 1, lua: script("release-lease-1.lua") });
   }
 
+  /**
+   * The schedule's clock: the node that owns the schedule key. Due times also come from a tenant's `lastUpdated`
+   * (its first write), stamped on that tenant's node; on a Cluster the two clocks differ by the nodes' skew, which
+   * only moves a run that is due every minute or more by that much.
+   */
   now(): Promise<number> {
-    return redisNow(this.redis);
+    return redisNow(this.redis, CLEANUP_SCHEDULE_KEY);
   }
 
   async due(now: number, limit: number): Promise<DueCleanup[]> {

@@ -1,16 +1,36 @@
-import { Redis } from "ioredis";
+import { Cluster, Redis, type RedisOptions } from "ioredis";
 import type { Logger } from "pino";
 
+/**
+ * The client every Redis store takes in its constructor: one Redis (plain or Sentinel-managed) or a Redis Cluster.
+ * The stores use only commands whose keys share one slot (a tenant's `{<tenant>}` hash tag) or single-key commands,
+ * so the same code runs on both.
+ */
+export type RedisClient = Redis | Cluster;
+
+/** A `host:port` of a Cluster node or a Sentinel. */
+export interface RedisAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Where the data lives: exactly one of a URL, Cluster seed nodes, or Sentinels with the monitored master's name. */
+export type RedisTarget =
+  | { readonly url: string }
+  | { readonly clusterNodes: readonly RedisAddress[] }
+  | { readonly sentinels: readonly RedisAddress[]; readonly sentinelName: string };
+
 /** Options of the Redis client factory. */
-export interface RedisClientOptions {
-  /** `redis://` or `rediss://` URL. */
-  url: string;
+export type RedisClientOptions = RedisTarget & {
   /** Longest wait for one command before it fails with SERVICE_UNAVAILABLE. Default 1000 ms. */
   commandTimeoutMs?: number;
   /** Longest wait for a connection attempt. Default 1000 ms. */
   connectTimeoutMs?: number;
   logger: Logger;
-}
+};
+
+/** Reconnect forever, backing off from 100 ms to at most 1 s between attempts. */
+const reconnectDelay = (attempt: number) => Math.min(50 * 2 ** Math.min(attempt, 5), 1000);
 
 /**
  * Creates the ioredis client the way an API server needs it: fail fast instead of queueing.
@@ -20,34 +40,97 @@ export interface RedisClientOptions {
  *   have run is never sent twice; the caller gets SERVICE_UNAVAILABLE and decides.
  * - A command timeout bounds every call, including against a paused or overloaded Redis.
  * - Reconnects forever with a capped backoff, so the server recovers by itself when Redis is back.
+ *
+ * Cluster: ioredis follows MOVED and ASK and retries TRYAGAIN / CLUSTERDOWN / a node not connected after a short
+ * delay — replies that mean the command did not run, so following them never runs a write twice. The number of such
+ * redirections is capped so that a request stays bounded (about 1 s of redirections plus one command timeout).
+ * Node connections reconnect on their own, so a command in flight when a node dies fails as "may have run"
+ * (ioredis's MaxRetriesPerRequestError), never as a retryable "connection closed".
+ *
+ * Sentinel: the client asks the Sentinels for the current master on every (re)connect and listens for
+ * `+switch-master` (failoverDetector), so it moves to a promoted replica by itself.
  */
-export function createRedisClient(options: RedisClientOptions): Redis {
-  const { logger } = options;
-  const redis = new Redis(options.url, {
-    enableOfflineQueue: false,
+export function createRedisClient(options: RedisClientOptions): RedisClient {
+  const commandTimeout = options.commandTimeoutMs ?? 1000;
+  const connectTimeout = options.connectTimeoutMs ?? 1000;
+  const failFast = {
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
-    commandTimeout: options.commandTimeoutMs ?? 1000,
-    connectTimeout: options.connectTimeoutMs ?? 1000,
-    retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 5), 1000),
-    lazyConnect: false,
-  });
+    commandTimeout,
+    connectTimeout,
+  } satisfies RedisOptions;
+
+  let client: RedisClient;
+  if ("clusterNodes" in options) {
+    client = new Cluster(
+      options.clusterNodes.map(({ host, port }) => ({ host, port })),
+      {
+        enableOfflineQueue: false,
+        clusterRetryStrategy: reconnectDelay,
+        clusterNodeRetryStrategy: reconnectDelay,
+        scaleReads: "master", // reads must see the write they follow: replicas lag
+        maxRedirections: 10,
+        retryDelayOnMoved: 0,
+        retryDelayOnTryAgain: 50,
+        retryDelayOnClusterDown: 100,
+        retryDelayOnFailover: 100,
+        slotsRefreshTimeout: connectTimeout,
+        redisOptions: failFast,
+        lazyConnect: false,
+      },
+    );
+  } else if ("sentinels" in options) {
+    client = new Redis({
+      ...failFast,
+      sentinels: options.sentinels.map(({ host, port }) => ({ host, port })),
+      name: options.sentinelName,
+      role: "master",
+      enableOfflineQueue: false,
+      retryStrategy: reconnectDelay,
+      sentinelRetryStrategy: reconnectDelay,
+      sentinelCommandTimeout: commandTimeout,
+      failoverDetector: true,
+      // A demoted master answers writes with READONLY (mapped to SERVICE_UNAVAILABLE, nothing written): reconnect
+      // so the next command goes to the master the Sentinels name now. 1 = reconnect without resending.
+      reconnectOnError: (error) => (error.message.startsWith("READONLY") ? 1 : false),
+      lazyConnect: false,
+    });
+  } else {
+    client = new Redis(options.url, {
+      ...failFast,
+      enableOfflineQueue: false,
+      retryStrategy: reconnectDelay,
+      lazyConnect: false,
+    });
+  }
+  logEvents(client, options.logger);
+  return client;
+}
+
+function logEvents(client: RedisClient, logger: Logger): void {
   let warnedSinceReady = false;
-  redis.on("ready", () => {
+  client.on("ready", () => {
     warnedSinceReady = false;
     logger.info({ event: "redis.ready" }, "redis connection ready");
   });
-  redis.on("error", (error: Error) => {
+  client.on("error", (error: Error) => {
     // ioredis emits an error per failed attempt; one warning per outage is enough.
     if (!warnedSinceReady) logger.warn({ event: "redis.error", err: error.message }, "redis connection error");
     warnedSinceReady = true;
   });
-  redis.on("end", () => logger.info({ event: "redis.end" }, "redis connection closed"));
-  return redis;
+  client.on("end", () => logger.info({ event: "redis.end" }, "redis connection closed"));
+  if (client instanceof Cluster) {
+    client.on("+node", (node: Redis) =>
+      logger.debug({ event: "redis.node.added", node: `${node.options.host}:${node.options.port}` }, "cluster node"),
+    );
+    client.on("-node", (node: Redis) =>
+      logger.info({ event: "redis.node.removed", node: `${node.options.host}:${node.options.port}` }, "cluster node"),
+    );
+  }
 }
 
 /** Resolves true once the client is ready, or false after `timeoutMs` (the client keeps trying either way). */
-export function whenReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+export function whenReady(redis: RedisClient, timeoutMs: number): Promise<boolean> {
   if (redis.status === "ready") return Promise.resolve(true);
   return new Promise((resolve) => {
     const onReady = () => {
@@ -60,4 +143,23 @@ export function whenReady(redis: Redis, timeoutMs: number): Promise<boolean> {
     }, timeoutMs);
     redis.once("ready", onReady);
   });
+}
+
+/**
+ * Readiness. One Redis (plain or behind Sentinels) serves when it answers PING. A Cluster serves when the client
+ * has its slot map and every master it knows answers CLUSTER INFO with `cluster_state:ok` (all slots covered by a
+ * reachable master, in that node's view): a PING to one random node would say nothing about the others. Rejects
+ * otherwise; every call is bounded by the command timeout.
+ */
+export async function ping(redis: RedisClient): Promise<void> {
+  if (!(redis instanceof Cluster)) {
+    await redis.ping();
+    return;
+  }
+  if (redis.status !== "ready") throw new Error(`cluster client is ${redis.status}`);
+  const masters = redis.nodes("master");
+  if (masters.length === 0) throw new Error("cluster client knows no master");
+  const states = await Promise.all(masters.map((node) => node.cluster("INFO")));
+  const failing = states.filter((info) => !/^cluster_state:ok\r?$/m.test(info)).length;
+  if (failing > 0) throw new Error(`${failing} of ${masters.length} cluster masters report a cluster that is not ok`);
 }

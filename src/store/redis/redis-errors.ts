@@ -4,8 +4,10 @@ import { ServiceUnavailableError } from "../../errors/errors";
 // Replies that mean "Redis cannot serve this now", as opposed to a bug in what we sent.
 const UNAVAILABLE_REPLY = /^(OOM|LOADING|READONLY|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS)\b/;
 
-// The client refused before sending: the command certainly did not run.
-const NOT_SENT = /Stream isn't writeable|enableOfflineQueue|Connection is closed|ECONNREFUSED/;
+// The client refused before sending, or a Cluster gave up following redirections (MOVED, ASK, TRYAGAIN,
+// CLUSTERDOWN, a node not connected): each of those replies means the command did not run.
+const NOT_SENT =
+  /Stream isn't writeable|enableOfflineQueue|Connection is closed|ECONNREFUSED|Cluster isn't ready|Too many Cluster redirections\. Last error: (ReplyError: )?(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/;
 
 /**
  * Maps a Redis client failure to SERVICE_UNAVAILABLE. For writes, a command that was sent but got no answer

@@ -1,5 +1,5 @@
 import type { KeyValueCache, KeyValueCacheSetOptions } from "@apollo/utils.keyvaluecache";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "./redis-client";
 
 /** Apollo prefixes persisted-query keys with `apq:`; ours land at `scs:apq:<sha256>`: they belong to no tenant. */
 const PREFIX = "scs:";
@@ -10,7 +10,7 @@ const PREFIX = "scs:";
  * skipped, so persisted queries never turn a Redis problem into a failed request.
  */
 export class RedisQueryCache implements KeyValueCache<string> {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
   async get(key: string): Promise<string | undefined> {
     try {

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Redis, Result } from "ioredis";
+import type { Result } from "ioredis";
 import { ConflictError, ContextTooLargeError } from "../../errors/errors";
 import type { SessionRecord, SessionRef, SessionWrite, WriteLimits } from "../../sessions/session-record";
 import type { PageCursor, SessionIndexPage, SessionStore } from "../../sessions/session-store";
@@ -18,8 +18,9 @@ import {
 } from "../keys";
 import { pageAfter } from "../session-page";
 import { CONTEXT_JSON_OVERHEAD, decodeDocument, toRecord } from "../session-document";
+import { ping, type RedisClient } from "./redis-client";
 import { toStoreError } from "./redis-errors";
-import { redisNow } from "./redis-time";
+import { defineServerTime, redisNow } from "./redis-time";
 
 type WriteReply = [
   status: "OK" | "CONFLICT" | "TOO_LARGE",
@@ -48,18 +49,20 @@ const BATCH = 200;
 const EXPIRED_ENTRIES_PER_LISTING = 1000;
 
 /**
- * Session contexts in one Redis: a JSON document per session under `keys.sessionKey`, the TTL on the key.
- * Reads are one MGET; each write is one EVALSHA of write-session-1.lua, so a merge is atomic without any retry.
- * The client is injected: this class never opens or configures a connection of its own.
+ * Session contexts in Redis: a JSON document per session under `keys.sessionKey`, the TTL on the key.
+ * Reads are one MGET; each write is one EVALSHA of write-session-6.lua, so a merge is atomic without any retry.
+ * The client is injected: this class never opens or configures a connection of its own. It may be one Redis or a
+ * Cluster: every multi-key command and script here names keys of one tenant only, which share the tenant's slot.
  */
 export class RedisSessionStore implements SessionStore {
   readonly kind = "redis";
 
-  constructor(private readonly redis: Redis) {
+  constructor(private readonly redis: RedisClient) {
     // defineCommand sends EVALSHA and falls back to EVAL on NOSCRIPT, so a restarted Redis needs nothing from us.
     redis.defineCommand("writeSession", { numberOfKeys: 6, lua: script("write-session-6.lua") });
     redis.defineCommand("deleteSessions", { lua: script("delete-sessions.lua") });
     redis.defineCommand("userSessionsPage", { numberOfKeys: 4, lua: script("user-sessions-page-4.lua") });
+    defineServerTime(redis);
   }
 
   async getMany(tenantId: string, refs: readonly SessionRef[]): Promise<(SessionRecord | null)[]> {
@@ -119,7 +122,8 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async purgeOrphans(tenantId: string, olderThanSeconds: number): Promise<number> {
-    const now = await redisNow(this.redis); // the clock the write script stamps lastUpdated with
+    // The clock the write script stamped lastUpdated with: on a Cluster, the node that owns the tenant's slot.
+    const now = await redisNow(this.redis, settingsKey(tenantId));
     const cutoff = now - olderThanSeconds * 1000;
     let purged = 0;
     // Orphans: no write before the cut-off. Each batch reads only index entries that qualify.
@@ -184,7 +188,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async ping(): Promise<void> {
-    await this.redis.ping().catch(toStoreError("read"));
+    await ping(this.redis).catch(toStoreError("read"));
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,3 @@
-import type { Redis } from "ioredis";
 import {
   DEFAULT_TENANT_SETTINGS,
   SETTING_NAMES,
@@ -7,8 +6,9 @@ import {
 } from "../../tenants/tenant-settings";
 import type { TenantSettingsStore } from "../../tenants/tenant-settings-store";
 import { CLEANUP_SCHEDULE_KEY, settingsKey } from "../keys";
+import type { RedisClient } from "./redis-client";
 import { toStoreError } from "./redis-errors";
-import { redisNow } from "./redis-time";
+import { defineServerTime, redisNow } from "./redis-time";
 
 /**
  * Tenant settings in the hash `tenant:{<tenant>}:settings` (the write script reads the TTL and list caps from it
@@ -16,7 +16,9 @@ import { redisNow } from "./redis-time";
  * the `scheduled` flag. The next run lives in the cross-tenant cleanup schedule.
  */
 export class RedisTenantSettingsStore implements TenantSettingsStore {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {
+    defineServerTime(redis);
+  }
 
   async get(tenantId: string): Promise<TenantSettingsRecord> {
     const [hash, next] = await Promise.all([
@@ -42,7 +44,8 @@ export class RedisTenantSettingsStore implements TenantSettingsStore {
 
     // A changed interval counts from now; a tenant not yet scheduled gets its first run one interval from now.
     const interval = patch.cleanupIntervalSeconds ?? (await this.get(tenantId)).cleanupIntervalSeconds;
-    const at = (await redisNow(this.redis)) + interval * 1000;
+    // A schedule time: read on the schedule's clock (see RedisCleanupSchedule.now).
+    const at = (await redisNow(this.redis, CLEANUP_SCHEDULE_KEY)) + interval * 1000;
     const mode = patch.cleanupIntervalSeconds !== undefined ? [] : (["NX"] as const);
     await this.redis.zadd(CLEANUP_SCHEDULE_KEY, ...mode, at, tenantId).catch(toStoreError("write"));
     await this.redis.hset(settingsKey(tenantId), "scheduled", "1").catch(toStoreError("write"));
