@@ -4,6 +4,8 @@ const config: Config = {
   testEnvironment: "node",
   roots: ["<rootDir>/test"],
   testMatch: ["**/*.test.ts"],
+  // The soak loads both cores for minutes: it runs on its own (`npm run test:soak`), never beside other tests.
+  testPathIgnorePatterns: ["/node_modules/", "<rootDir>/test/soak/"],
   setupFiles: ["reflect-metadata"],
   transform: {
     // jose is published as ESM only; ts-jest turns it (and our TypeScript) into CommonJS for Jest.

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { startRedis, type RedisProcess } from "./redis-server";
+import type { Redis } from "ioredis";
 import pino from "pino";
 import { createLogger } from "../../src/logger";
 import { createAuthenticator } from "../../src/auth/authenticator";
@@ -24,6 +25,8 @@ export interface TestServer {
   readonly store: SessionStore;
   /** The store with the tenant settings and cleanup schedule beside it. */
   readonly backend: Backend;
+  /** The server's own ioredis client (undefined with the embedded store): for watching its command queue. */
+  readonly redis?: Redis;
   /** POSTs a GraphQL request as JSON. */
   post<T = Record<string, unknown>>(
     body: { query: string; variables?: Record<string, unknown>; operationName?: string },
@@ -54,7 +57,8 @@ export async function startTestServer(
   const logger = logs
     ? createLogger(config.logLevel, { write: (line: string) => void logs.push(JSON.parse(line)) })
     : pino({ level: config.logLevel });
-  const backend = await createBackend(config.redisUrl, logger);
+  const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined;
+  const backend = redis ? createRedisBackend(redis) : createMemoryBackend();
   const store = backend.sessions;
   const server: SessionContextServer = await createServer({
     config,
@@ -69,6 +73,7 @@ export async function startTestServer(
     config,
     store,
     backend,
+    redis,
     async post(body, headers = {}) {
       const response = await fetch(`${url}/graphql`, {
         method: "POST",
@@ -94,11 +99,10 @@ export function freshTenant(label = "tenant"): string {
   return `${label}-${randomUUID()}`;
 }
 
-async function createBackend(redisUrl: string | undefined, logger: pino.Logger): Promise<Backend> {
-  if (!redisUrl) return createMemoryBackend();
+async function connectRedis(redisUrl: string, logger: pino.Logger): Promise<Redis> {
   const redis = createRedisClient({ url: redisUrl, logger });
   if (!(await whenReady(redis, 5000))) throw new Error(`Redis at ${redisUrl} did not become ready`);
-  return createRedisBackend(redis);
+  return redis;
 }
 
 /**

@@ -46,6 +46,20 @@ describe("An id is any non-empty string up to 256 UTF-8 bytes without control ch
   });
 });
 
+describe("An id must be expressible in UTF-8, so that different ids never share a key", () => {
+  it.each([
+    ["a lone high surrogate", "\ud800"],
+    ["a lone low surrogate", "a\udfffb"],
+    ["a low surrogate before a high one", "\udc00\ud800"],
+  ])("refuses %s", (_what, id) => {
+    expect(idProblem(id)).toBe("must be valid Unicode (an unpaired surrogate has no UTF-8 form)");
+  });
+
+  it("accepts a surrogate pair (a character outside the BMP)", () => {
+    expect(idProblem("\ud83d\ude00")).toBeUndefined();
+  });
+});
+
 describe("assertValidId: a bad id is BAD_USER_INPUT naming the field", () => {
   it("throws a BadUserInputError whose message and extensions name the field", () => {
     const attempt = () => assertValidId("", "input.userId");
