@@ -100,7 +100,8 @@ export function freshTenant(label = "tenant"): string {
 }
 
 async function connectRedis(redisUrl: string, logger: pino.Logger): Promise<Redis> {
-  const redis = createRedisClient({ url: redisUrl, logger });
+  // A URL gives a single-node client (a Cluster comes only from seed nodes).
+  const redis = createRedisClient({ url: redisUrl, logger }) as Redis;
   if (!(await whenReady(redis, 5000))) throw new Error(`Redis at ${redisUrl} did not become ready`);
   return redis;
 }
