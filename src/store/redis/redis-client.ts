@@ -159,7 +159,12 @@ export async function ping(redis: RedisClient): Promise<void> {
   if (redis.status !== "ready") throw new Error(`cluster client is ${redis.status}`);
   const masters = redis.nodes("master");
   if (masters.length === 0) throw new Error("cluster client knows no master");
-  const states = await Promise.all(masters.map((node) => node.cluster("INFO")));
-  const failing = states.filter((info) => !/^cluster_state:ok\r?$/m.test(info)).length;
-  if (failing > 0) throw new Error(`${failing} of ${masters.length} cluster masters report a cluster that is not ok`);
+  const states = await Promise.allSettled(masters.map((node) => node.cluster("INFO")));
+  const failing = states.filter((state) => state.status === "rejected" || !/^cluster_state:ok\r?$/m.test(state.value));
+  if (failing.length > 0) {
+    // A master that does not answer may have been replaced already: ask for the slot map now rather than at the
+    // next periodic refresh (5 s), so readiness and the tenant's commands find the promoted replica sooner.
+    redis.refreshSlotsCache();
+    throw new Error(`${failing.length} of ${masters.length} cluster masters do not report a cluster that is ok`);
+  }
 }
