@@ -6,9 +6,14 @@ export interface PageCursor {
   readonly member: string;
 }
 
-/** One page of a user's session index, newest last write first. */
+/** One page of a user's sessions, newest last write first, read with the index in one round trip. */
 export interface SessionIndexPage {
-  readonly entries: readonly { readonly ref: SessionRef; readonly cursor: PageCursor }[];
+  /** `record` is null for a session that expired between the index read and the session read. */
+  readonly entries: readonly {
+    readonly ref: SessionRef;
+    readonly cursor: PageCursor;
+    readonly record: SessionRecord | null;
+  }[];
   readonly hasNextPage: boolean;
   /** The user's live sessions (entries of expired ones are dropped before counting). */
   readonly totalCount: number;

@@ -55,7 +55,7 @@ export class SessionService {
     return record;
   }
 
-  /** A page of one user's sessions, newest last write first; records come through the request's loader. */
+  /** A page of one user's sessions, newest last write first, in one store round trip; primes the request's loader. */
   async list(ctx: RequestContext, args: { userId?: string | null; first: number; after?: string | null }) {
     const userId = ctx.caller.actingFor(args.userId);
     if (!Number.isInteger(args.first) || args.first < 1 || args.first > MAX_PAGE_SIZE) {
@@ -63,12 +63,11 @@ export class SessionService {
     }
     const after = args.after === undefined || args.after === null ? undefined : decodeCursor(args.after);
     const page = await ctx.store.listUserSessions(ctx.caller.tenantId, userId, args.first, after);
-    const records = await ctx.sessions.loadMany(page.entries.map((entry) => entry.ref));
-    const edges = page.entries.flatMap((entry, i) => {
-      const node = records[i];
-      if (node instanceof Error) throw node;
-      // A session that expired between the index read and the load is left out of the page.
-      return node === null ? [] : [{ cursor: encodeCursor(entry.cursor), node }];
+    const edges = page.entries.flatMap(({ cursor, record }) => {
+      // A session that expired between the index read and the session read is left out of the page.
+      if (record === null) return [];
+      primeSession(ctx.sessions, record);
+      return [{ cursor: encodeCursor(cursor), node: record }];
     });
     const last = page.entries.at(-1);
     return {

@@ -20,7 +20,12 @@ export function tenantPrefix(tenantId: string): string {
 }
 
 export function sessionKey(tenantId: string, userId: string, sessionId: string): string {
-  return `${tenantPrefix(tenantId)}user:${escapeId(userId)}:session:${escapeId(sessionId)}`;
+  return `${userSessionKeyPrefix(tenantId, userId)}${escapeId(sessionId)}`;
+}
+
+/** What all of one user's session keys start with; the listing script appends a member's session part to it. */
+export function userSessionKeyPrefix(tenantId: string, userId: string): string {
+  return `${tenantPrefix(tenantId)}user:${escapeId(userId)}:session:`;
 }
 
 /**

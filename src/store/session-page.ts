@@ -1,3 +1,4 @@
+import type { SessionRecord } from "../sessions/session-record";
 import type { PageCursor, SessionIndexPage } from "../sessions/session-store";
 import { refFromMember } from "./keys";
 
@@ -16,7 +17,7 @@ export function newestFirst(a: PageCursor, b: PageCursor): number {
  * twice, and no unchanged session is skipped.
  */
 export function pageAfter(
-  entries: readonly PageCursor[],
+  entries: readonly (PageCursor & { record: SessionRecord | null })[],
   after: PageCursor | undefined,
   first: number,
   totalCount: number,
@@ -29,7 +30,9 @@ export function pageAfter(
       )
     : entries;
   return {
-    entries: remaining.slice(0, first).map((cursor) => ({ ref: refFromMember(cursor.member), cursor })),
+    entries: remaining
+      .slice(0, first)
+      .map(({ record, ...cursor }) => ({ ref: refFromMember(cursor.member), cursor, record })),
     hasNextPage: remaining.length > first,
     totalCount,
   };

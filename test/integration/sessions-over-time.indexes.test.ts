@@ -40,3 +40,37 @@ describe("indexes kept in the same atomic step as each write (Redis)", () => {
     expect(await scores()).toEqual(before);
   });
 });
+
+describe("userSessions reads a page in one round trip (Redis)", () => {
+  let redis: RedisProcess;
+  let server: TestServer;
+  useServerOnRedis((started) => ({ redis, server } = started));
+
+  it("answers a page of 20 sessions with one script call: no MGET, no GET", async () => {
+    const tenant = freshTenant();
+    const headers = gatewayHeaders(tenant, "u");
+    for (let i = 0; i < 25; i++) {
+      await server.post(
+        { query: `mutation { mergeSessionContext(input: {sessionId: "s${i}"}) { version } }` },
+        headers,
+      );
+    }
+    const page = `{ userSessions(first: 20) { totalCount edges { node { sessionId version conversationState } } } }`;
+    await server.post({ query: page }, headers); // loads the script once
+
+    const before = await redis.commandCalls();
+    const response = await server.post<{ userSessions: { totalCount: number; edges: unknown[] } }>(
+      { query: page },
+      headers,
+    );
+    const after = await redis.commandCalls();
+
+    expect(response.body.data?.userSessions.totalCount).toBe(25);
+    expect(response.body.data?.userSessions.edges).toHaveLength(20);
+    const sent = (command: string) => (after[command] ?? 0) - (before[command] ?? 0);
+    expect(sent("evalsha") + sent("eval")).toBe(1);
+    expect(sent("mget")).toBe(0);
+    // GETs run inside the script (counted by Redis as well): one per page entry, nothing from the server itself.
+    expect(sent("get")).toBe(21);
+  });
+});

@@ -118,10 +118,11 @@ export class MemorySessionStore implements SessionStore {
     first: number,
     after?: PageCursor,
   ): Promise<SessionIndexPage> {
-    const sessions: PageCursor[] = [];
+    const sessions: (PageCursor & { record: SessionRecord })[] = [];
     for (const [key, entry] of this.entries) {
       if (entry.tenantId === tenantId && entry.ref.userId === userId && this.live(key) !== undefined) {
-        sessions.push({ lastUpdated: entry.lastUpdated, member: entry.member });
+        const record = toRecord(tenantId, entry.ref, decodeDocument(entry.document));
+        sessions.push({ lastUpdated: entry.lastUpdated, member: entry.member, record });
       }
     }
     return pageAfter(sessions.sort(newestFirst), after, first, sessions.length);

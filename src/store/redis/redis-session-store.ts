@@ -15,6 +15,7 @@ import {
   settingsKey,
   userExpiryKey,
   userIndexKey,
+  userSessionKeyPrefix,
 } from "../keys";
 import { pageAfter } from "../session-page";
 import { CONTEXT_JSON_OVERHEAD, decodeDocument, toRecord } from "../session-document";
@@ -36,7 +37,7 @@ declare module "ioredis" {
     /** See scripts/delete-sessions.lua: numKeys first, then KEYS, then ARGV. */
     deleteSessions(numKeys: number, ...keysAndArgs: string[]): Result<[deleted: number, dropped: number], Context>;
     /** See scripts/user-sessions-page-4.lua. */
-    userSessionsPage(...keysAndArgs: string[]): Result<(string | number)[], Context>;
+    userSessionsPage(...keysAndArgs: string[]): Result<(string | number | null)[], Context>;
   }
 }
 
@@ -111,12 +112,20 @@ export class RedisSessionStore implements SessionStore {
         String(first + 1),
         after ? String(after.lastUpdated) : "",
         String(EXPIRED_ENTRIES_PER_LISTING),
+        userSessionKeyPrefix(tenantId, userId),
       )
       .catch(toStoreError("read"));
     const totalCount = Number(reply[0]); // reply[1] (ties) only sized the read
-    const entries: PageCursor[] = [];
-    for (let i = 2; i < reply.length; i += 2) {
-      entries.push({ member: String(reply[i]), lastUpdated: Number(reply[i + 1]) });
+    const entries: (PageCursor & { record: SessionRecord | null })[] = [];
+    for (let i = 2; i < reply.length; i += 3) {
+      const member = String(reply[i]);
+      const document = reply[i + 2];
+      entries.push({
+        member,
+        lastUpdated: Number(reply[i + 1]),
+        record:
+          typeof document === "string" ? toRecord(tenantId, refFromMember(member), decodeDocument(document)) : null,
+      });
     }
     return pageAfter(entries, after, first, totalCount);
   }

@@ -8,12 +8,15 @@
   ARGV[1]  page size + 1 (one more than asked, to tell whether there is a next page)
   ARGV[2]  the cursor's score (ms), or "" for the first page
   ARGV[3]  how many expired entries to drop at most before counting
+  ARGV[4]  the user's session key prefix (keys.ts userSessionKeyPrefix): a member `<user>:<session>` has its
+           session at `ARGV[4] .. <session>` (escaped ids hold no `:`). These keys share KEYS[1]'s hash slot.
 
   First drops the index entries of sessions that have expired (their keys are gone), so totalCount is exact.
-  Returns  {totalCount, ties, member1, score1, member2, score2, …}: from the cursor's score downwards (inclusive),
-           `ties` + ARGV[1] entries, where `ties` counts the entries that share the cursor's score. The caller
-           skips those tied entries it has already shown (Redis orders equal scores by member bytes, which the
-           caller compares; Lua's string comparison follows the server's locale, so it is not used here).
+  Returns  {totalCount, ties, member1, score1, document1, member2, score2, document2, …}: from the cursor's score
+           downwards (inclusive), `ties` + ARGV[1] entries with their session documents (false when the key expired
+           in between), so a page is one round trip. `ties` counts the entries that share the cursor's score: the
+           caller skips those it has already shown (Redis orders equal scores by member bytes, which the caller
+           compares; Lua's string comparison follows the server's locale, so it is not used here).
 ]]
 
 local clock = redis.call('TIME')
@@ -39,5 +42,11 @@ else
 end
 
 local reply = {total, ties}
-for i = 1, #entries do reply[#reply + 1] = entries[i] end
+for i = 1, #entries, 2 do
+  local member = entries[i]
+  local colon = string.find(member, ':', 1, true)
+  reply[#reply + 1] = member
+  reply[#reply + 1] = entries[i + 1]
+  reply[#reply + 1] = redis.call('GET', ARGV[4] .. string.sub(member, colon + 1))
+end
 return reply
