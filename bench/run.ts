@@ -863,10 +863,12 @@ async function main(): Promise<void> {
       "one Redis round trip per request (reads and writes)",
       rows
         .filter((r) => !r.name.startsWith("baseline"))
-        .every((r) => Math.round(r.redisRoundTripsPerRequest * 100) / 100 <= 1 && r.redisRoundTripsChecked <= 1),
+        // Exact: MONITOR over sequential requests. The rate over the whole window may read a little above 1,
+        // because requests in flight when the window closes send their command but are not counted as done.
+        .every((r) => r.redisRoundTripsChecked <= 1 && r.redisRoundTripsPerRequest <= 1.02),
       rows
         .filter((r) => !r.name.startsWith("baseline"))
-        .map((r) => `${r.name} ${fmt(r.redisRoundTripsPerRequest, 2)}`)
+        .map((r) => `${r.name} ${fmt(r.redisRoundTripsChecked, 2)} (window ${fmt(r.redisRoundTripsPerRequest, 2)})`)
         .join(", "),
     ),
     target(
