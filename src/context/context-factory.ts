@@ -38,12 +38,12 @@ export function requestIdOf(req: IncomingMessage): string {
 export function createContextFactory(deps: ContextFactoryDeps) {
   return async ({ req, graphqlRequest }: ContextInput): Promise<RequestContext> => {
     const requestId = requestIdOf(req);
+    const store = new TimedSessionStore(deps.store, deps.metrics);
     try {
-      const caller = await deps.authenticator.authenticate(req.headers);
-      return new RequestContext(requestId, caller, new TimedSessionStore(deps.store, deps.metrics));
+      return new RequestContext(requestId, await deps.authenticator.authenticate(req.headers), store);
     } catch (error) {
       if (error instanceof UnauthenticatedError && asksOnlyForServiceSdl(graphqlRequest)) {
-        return new RequestContext(requestId, undefined, new TimedSessionStore(deps.store, deps.metrics));
+        return new RequestContext(requestId, undefined, store);
       }
       throw error;
     }

@@ -54,6 +54,18 @@ describe("fault: Redis slower than the command timeout", () => {
     return { tenant, alice, sessions };
   }
 
+  /** Waits (bounded) until every one of the sessions' timed-out second merge has been applied. */
+  function timedOutMergesLand(tenant: string, sessions: readonly string[], what: string) {
+    return eventually(
+      what,
+      async () => {
+        const docs = await Promise.all(sessions.map((s) => storedSession(redis.admin, tenant, "alice", s)));
+        return docs.every((doc) => (JSON.parse(doc.document!) as Doc).version === 2);
+      },
+      5000,
+    );
+  }
+
   function mergeLate(alice: Record<string, string>, sessionId: string) {
     return timed(() =>
       server.post({ query: MERGE, variables: { input: { sessionId, conversationState: { late: true } } } }, alice),
@@ -96,14 +108,7 @@ describe("fault: Redis slower than the command timeout", () => {
 
     // As documented, a write that timed out can still land: here every one does once the pause ends, exactly
     // once (the client never resends), with its index entries.
-    await eventually(
-      "the timed-out merges land after the pause",
-      async () => {
-        const docs = await Promise.all(sessions.map((s) => storedSession(redis.admin, tenant, "alice", s)));
-        return docs.every((doc) => (JSON.parse(doc.document!) as Doc).version === 2);
-      },
-      5000,
-    );
+    await timedOutMergesLand(tenant, sessions, "the timed-out merges land after the pause");
     for (const [i, sessionId] of sessions.entries()) {
       const after = await storedSession(redis.admin, tenant, "alice", sessionId);
       expect(JSON.parse(after.document!)).toMatchObject({ version: 2, conversationState: { first: true, late: true } });
@@ -153,14 +158,7 @@ describe("fault: Redis slower than the command timeout", () => {
     expect(maxQueue).toBeLessThanOrEqual(2 * BURST + 2);
 
     // Redis read the timed-out commands before it fell asleep or right after: the merges are applied then.
-    await eventually(
-      "the timed-out merges land after the sleep",
-      async () => {
-        const docs = await Promise.all(sessions.map((s) => storedSession(redis.admin, tenant, "alice", s)));
-        return docs.every((doc) => (JSON.parse(doc.document!) as Doc).version === 2);
-      },
-      5000,
-    );
+    await timedOutMergesLand(tenant, sessions, "the timed-out merges land after the sleep");
     await eventually("/health/ready answers 200 again", async () => (await ready(server)) === 200);
     const read = await server.post({ query: READ, variables: { sessionId: "s1" } }, alice);
     expect(read.body.data).toMatchObject({ sessionContext: { version: 2, conversationState: { late: true } } });

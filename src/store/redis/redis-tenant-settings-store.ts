@@ -43,7 +43,12 @@ export class RedisTenantSettingsStore implements TenantSettingsStore {
       await this.redis.hset(settingsKey(tenantId), fields).catch(toStoreError("write"));
 
     // A changed interval counts from now; a tenant not yet scheduled gets its first run one interval from now.
-    const interval = patch.cleanupIntervalSeconds ?? (await this.get(tenantId)).cleanupIntervalSeconds;
+    const interval =
+      patch.cleanupIntervalSeconds ??
+      Number(
+        (await this.redis.hget(settingsKey(tenantId), "cleanupIntervalSeconds").catch(toStoreError("read"))) ??
+          DEFAULT_TENANT_SETTINGS.cleanupIntervalSeconds,
+      );
     // A schedule time: read on the schedule's clock (see RedisCleanupSchedule.now).
     const at = (await redisNow(this.redis, CLEANUP_SCHEDULE_KEY)) + interval * 1000;
     const mode = patch.cleanupIntervalSeconds !== undefined ? [] : (["NX"] as const);
