@@ -16,9 +16,10 @@ import { createContextFactory } from "./context/context-factory";
 import type { RequestContext } from "./context/request-context";
 import { ErrorCode } from "./errors/error-code";
 import { createHttpApp } from "./http/http-app";
+import { PreparedOperationLane } from "./http/prepared-operation-lane";
 import { Metrics } from "./metrics/metrics";
 import { documentLimitRules } from "./plugins/document-limits";
-import { LatencyPlugin, timeRootFields } from "./plugins/latency.plugin";
+import { LatencyPlugin, OperationRecorder, timeRootFields } from "./plugins/latency.plugin";
 import { SessionReadLimitPlugin } from "./plugins/session-read-limit.plugin";
 import { buildSessionSchema } from "./schema";
 import { MAX_SESSION_READS_PER_REQUEST } from "./sessions/session-loader";
@@ -60,16 +61,28 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
   });
   timeRootFields(schema, metrics);
   const httpServer = createHttpServer();
+  const recorder = new OperationRecorder({ metrics, logger, slowOperationMs: config.slowOperationMs });
+  const includeStacktrace = !config.production;
+  const formatErrorForClient = (formatted: GraphQLFormattedError, error: unknown) =>
+    formatError(formatted, error, logger, config.production);
+  const lane = new PreparedOperationLane({
+    schema,
+    recorder,
+    metrics,
+    formatError: formatErrorForClient,
+    includeStacktrace,
+    maxSessionReads: MAX_SESSION_READS_PER_REQUEST,
+  });
 
   const apollo = new ApolloServer<RequestContext>({
     schema,
     logger: logger.child({ component: "apollo" }),
     introspection: config.introspection,
-    includeStacktraceInErrorResponses: !config.production,
+    includeStacktraceInErrorResponses: includeStacktrace,
     // main.ts owns SIGTERM/SIGINT: it stops the scheduler and closes Redis too. Apollo's own handlers would race it.
     stopOnTerminationSignals: false,
     hideSchemaDetailsFromClientErrors: config.production,
-    formatError: (formatted, error) => formatError(formatted, error, logger, config.production),
+    formatError: formatErrorForClient,
     validationRules: documentLimitRules(),
     // Persisted-query hashes live in the same Redis as the sessions (in memory with the embedded store).
     persistedQueries: { cache: backend.queryCache, ttl: 86_400 },
@@ -80,7 +93,8 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
       // Apollo Sandbox in development only; production serves no landing page at all.
       config.production ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault(),
       SessionReadLimitPlugin({ maxReads: MAX_SESSION_READS_PER_REQUEST }),
-      LatencyPlugin({ metrics, logger, slowOperationMs: config.slowOperationMs }),
+      LatencyPlugin(recorder),
+      lane.plugin,
     ],
   });
   await apollo.start();
@@ -97,6 +111,7 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
       // Room for a full context (JSON escaping can double it) plus the document and other variables.
       maxBodyBytes: Math.max(1024 * 1024, config.maxContextBytes * 4),
       readinessTimeoutMs: 1500,
+      lane,
     }),
   );
 

@@ -8,6 +8,7 @@ import { requestIdOf } from "../context/context-factory";
 import type { RequestContext } from "../context/request-context";
 import type { Metrics } from "../metrics/metrics";
 import type { SessionStore } from "../sessions/session-store";
+import type { PreparedOperationLane } from "./prepared-operation-lane";
 
 export interface HttpAppOptions {
   apollo: ApolloServer<RequestContext>;
@@ -21,13 +22,15 @@ export interface HttpAppOptions {
   maxBodyBytes: number;
   /** Longest `/health/ready` waits for the store. */
   readinessTimeoutMs: number;
+  /** Serves operations Apollo has already prepared; without it, Apollo serves every request. */
+  lane?: PreparedOperationLane;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 /**
- * A lean `node:http` request handler: `/graphql` through Apollo's `executeHTTPGraphQLRequest` (no Express), plus
- * the health endpoints and `/metrics`. Allowed CORS origins are echoed back, never `*`. Every `/graphql` response,
+ * A lean `node:http` request handler: `/graphql` through the prepared-operation lane when it can serve the request,
+ * else through Apollo's `executeHTTPGraphQLRequest` (no Express), plus the health endpoints and `/metrics`. Allowed CORS origins are echoed back, never `*`. Every `/graphql` response,
  * errors included, carries `Server-Timing` with the total time and the time spent waiting on the store.
  */
 export function createHttpApp(options: HttpAppOptions): Handler {
@@ -64,10 +67,6 @@ export function createHttpApp(options: HttpAppOptions): Handler {
           return;
         }
         const url = new URL(req.url ?? "/", "http://localhost");
-        const headers = new HeaderMap();
-        for (const [key, value] of Object.entries(req.headers)) {
-          if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(", ") : value);
-        }
         const graphqlRequest =
           req.method === "GET"
             ? {
@@ -75,17 +74,33 @@ export function createHttpApp(options: HttpAppOptions): Handler {
                 operationName: url.searchParams.get("operationName"),
               }
             : ((req.body ?? {}) as ContextInput["graphqlRequest"]);
-        apollo
-          .executeHTTPGraphQLRequest({
-            httpGraphQLRequest: {
-              method: req.method?.toUpperCase() ?? "GET",
-              headers,
-              search: url.search,
-              body: req.body,
-            },
-            context: async () => (context = await options.context({ req, graphqlRequest })),
-          })
-          .then(async (response) => {
+        const createContext = async () => (context = await options.context({ req, graphqlRequest }));
+        const fromLane =
+          options.lane !== undefined && req.method === "POST" && req.body !== undefined
+            ? options.lane.run(req.body, req.headers, createContext)
+            : Promise.resolve(undefined);
+        fromLane
+          .then(async (answer) => {
+            if (answer !== undefined) {
+              for (const [key, value] of answer.headers) res.setHeader(key, value);
+              res.setHeader("server-timing", serverTiming());
+              res.statusCode = answer.status;
+              res.end(answer.body);
+              return;
+            }
+            const headers = new HeaderMap();
+            for (const [key, value] of Object.entries(req.headers)) {
+              if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(", ") : value);
+            }
+            const response = await apollo.executeHTTPGraphQLRequest({
+              httpGraphQLRequest: {
+                method: req.method?.toUpperCase() ?? "GET",
+                headers,
+                search: url.search,
+                body: req.body,
+              },
+              context: createContext,
+            });
             for (const [key, value] of response.headers) res.setHeader(key, value);
             res.setHeader("server-timing", serverTiming());
             res.statusCode = response.status ?? 200;

@@ -42,6 +42,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Requests the prepared-operation lane answered; every other `/graphql` request went through Apollo's pipeline. */
+  readonly preparedLaneRequests = new Counter({
+    name: "graphql_prepared_lane_requests_total",
+    help: "GraphQL requests answered by the prepared-operation lane instead of Apollo's request pipeline.",
+    registers: [this.registry],
+  });
+
   /** `/graphql` requests being served right now. */
   readonly inFlight = new Gauge({
     name: "graphql_requests_in_flight",

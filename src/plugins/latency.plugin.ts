@@ -5,7 +5,7 @@ import type { RequestContext } from "../context/request-context";
 import { ErrorCode } from "../errors/error-code";
 import type { Metrics } from "../metrics/metrics";
 
-/** Options of LatencyPlugin. */
+/** Options of OperationRecorder. */
 export interface LatencyPluginOptions {
   metrics: Metrics;
   logger: Logger;
@@ -18,70 +18,116 @@ export interface LatencyPluginOptions {
 // Operation names come from clients: only plain GraphQL names become label values, and only so many of them.
 const PLAIN_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
+/** Who an operation ran for, as the logs name it. */
+interface OperationSubject {
+  requestId: string;
+  tenantId: string | undefined;
+}
+
+/** One finished operation, as `OperationRecorder.finished` takes it. */
+export interface FinishedOperation {
+  subject: OperationSubject;
+  operationName: string | null | undefined;
+  /** `query`, `mutation`, or undefined when the request never got as far as an operation. */
+  operationType: string | undefined;
+  failed: boolean;
+  durationMs: number;
+}
+
 /**
  * Measures every operation into `graphql_operation_duration_seconds` (name, type, outcome), counts errors by code
- * into `graphql_errors_total`, logs each operation at debug and slow ones at warn, and logs store trouble. The
- * root-field resolver timings come from `timeRootFields`, which wraps only those resolvers: a `willResolveField`
- * hook here would make Apollo wrap every field of every response.
+ * into `graphql_errors_total`, logs each operation at debug and slow ones at warn, and logs store trouble. Both
+ * paths to execution report here: Apollo's request pipeline (through `LatencyPlugin`) and the prepared-operation
+ * lane (src/http/prepared-operation-lane.ts), so the metrics and logs do not depend on which one served a request.
  */
-export function LatencyPlugin(options: LatencyPluginOptions): ApolloServerPlugin<RequestContext> {
-  const { metrics, logger } = options;
-  const slowMs = options.slowOperationMs ?? 100;
-  const names = new Set<string>();
-  const maxNames = options.maxOperationNames ?? 200;
-  const labelFor = (name: string | null | undefined): string => {
-    if (!name) return "anonymous";
-    if (names.has(name)) return name;
-    if (!PLAIN_NAME.test(name) || names.size >= maxNames) return "other";
-    names.add(name);
-    return name;
-  };
+export class OperationRecorder {
+  private readonly metrics: Metrics;
+  private readonly logger: Logger;
+  private readonly slowMs: number;
+  private readonly maxNames: number;
+  private readonly names = new Set<string>();
 
+  constructor(options: LatencyPluginOptions) {
+    this.metrics = options.metrics;
+    this.logger = options.logger;
+    this.slowMs = options.slowOperationMs ?? 100;
+    this.maxNames = options.maxOperationNames ?? 200;
+  }
+
+  /** Errors about to be sent to a client, before formatting (their `extensions.code` is what is counted). */
+  errorsEncountered(errors: readonly unknown[], subject: OperationSubject): void {
+    let storeTrouble = false;
+    for (const error of errors) {
+      const code = codeOf(error);
+      this.metrics.errors.inc({ code });
+      storeTrouble ||= code === ErrorCode.SERVICE_UNAVAILABLE;
+    }
+    if (storeTrouble) {
+      this.logger.warn({ requestId: subject.requestId, tenantId: subject.tenantId }, "session store unavailable");
+    }
+  }
+
+  /** The context could not be built (credentials refused): counted by its code. */
+  contextFailed(error: unknown): void {
+    this.metrics.errors.inc({ code: codeOf(error) });
+  }
+
+  finished(operation: FinishedOperation): void {
+    const { subject, operationName, durationMs } = operation;
+    const outcome = operation.failed ? "error" : "ok";
+    this.metrics.operationDuration.observe(
+      {
+        operation_name: this.labelFor(operationName),
+        operation_type: operation.operationType ?? "unknown",
+        outcome,
+      },
+      durationMs / 1000,
+    );
+    if (durationMs > this.slowMs) {
+      this.logger.warn(
+        { requestId: subject.requestId, tenantId: subject.tenantId, operationName, durationMs },
+        "slow operation",
+      );
+    } else if (this.logger.isLevelEnabled("debug")) {
+      this.logger.debug(
+        { requestId: subject.requestId, tenantId: subject.tenantId, operationName, durationMs, outcome },
+        "operation",
+      );
+    }
+  }
+
+  private labelFor(name: string | null | undefined): string {
+    if (!name) return "anonymous";
+    if (this.names.has(name)) return name;
+    if (!PLAIN_NAME.test(name) || this.names.size >= this.maxNames) return "other";
+    this.names.add(name);
+    return name;
+  }
+}
+
+/**
+ * Reports Apollo's operations to the recorder. The root-field resolver timings come from `timeRootFields`, which
+ * wraps only those resolvers: a `willResolveField` hook here would make Apollo wrap every field of every response.
+ */
+export function LatencyPlugin(recorder: OperationRecorder): ApolloServerPlugin<RequestContext> {
   return {
     async contextCreationDidFail({ error }) {
-      metrics.errors.inc({ code: codeOf(error) });
+      recorder.contextFailed(error);
     },
     async requestDidStart() {
       const started = performance.now();
       return {
         async didEncounterErrors({ errors, contextValue }) {
-          let storeTrouble = false;
-          for (const error of errors) {
-            const code = codeOf(error);
-            metrics.errors.inc({ code });
-            storeTrouble ||= code === ErrorCode.SERVICE_UNAVAILABLE;
-          }
-          if (storeTrouble) {
-            logger.warn(
-              { requestId: contextValue.requestId, tenantId: contextValue.tenantId },
-              "session store unavailable",
-            );
-          }
+          recorder.errorsEncountered(errors, contextValue);
         },
         async willSendResponse({ contextValue, operationName, operation, errors }) {
-          const durationMs = performance.now() - started;
-          const outcome = errors && errors.length > 0 ? "error" : "ok";
-          metrics.operationDuration.observe(
-            { operation_name: labelFor(operationName), operation_type: operation?.operation ?? "unknown", outcome },
-            durationMs / 1000,
-          );
-          if (durationMs > slowMs) {
-            logger.warn(
-              { requestId: contextValue.requestId, tenantId: contextValue.tenantId, operationName, durationMs },
-              "slow operation",
-            );
-          } else if (logger.isLevelEnabled("debug")) {
-            logger.debug(
-              {
-                requestId: contextValue.requestId,
-                tenantId: contextValue.tenantId,
-                operationName,
-                durationMs,
-                outcome,
-              },
-              "operation",
-            );
-          }
+          recorder.finished({
+            subject: contextValue,
+            operationName,
+            operationType: operation?.operation,
+            failed: errors !== undefined && errors.length > 0,
+            durationMs: performance.now() - started,
+          });
         },
       };
     },

@@ -2,6 +2,7 @@ import type { ApolloServerPlugin } from "@apollo/server";
 import {
   GraphQLError,
   Kind,
+  type DocumentNode,
   type FragmentDefinitionNode,
   type OperationDefinitionNode,
   type SelectionSetNode,
@@ -25,11 +26,7 @@ export function SessionReadLimitPlugin(options: SessionReadLimitOptions): Apollo
       return {
         async didResolveOperation({ operation, document, request }) {
           if (!operation) return;
-          const fragments = new Map<string, FragmentDefinitionNode>();
-          for (const definition of document.definitions) {
-            if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
-          }
-          const reads = countReads(operation, fragments, request.variables ?? {});
+          const reads = sessionReadsOf(document, operation, request.variables ?? {});
           if (reads > options.maxReads) {
             throw new GraphQLError(
               `this request reads ${reads} sessions; at most ${options.maxReads} sessions may be read in one request`,
@@ -40,6 +37,19 @@ export function SessionReadLimitPlugin(options: SessionReadLimitOptions): Apollo
       };
     },
   };
+}
+
+/** How many sessions `operation` reads with these variables: `sessionContext` fields plus `_entities` items. */
+export function sessionReadsOf(
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  variables: Record<string, unknown>,
+): number {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
+  }
+  return countReads(operation, fragments, variables);
 }
 
 function countReads(
