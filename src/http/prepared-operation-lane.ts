@@ -1,7 +1,13 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { ApolloServerPlugin } from "@apollo/server";
 import {
+  BREAK,
   execute,
+  getNamedType,
+  isAbstractType,
+  TypeInfo,
+  visit,
+  visitWithTypeInfo,
   GraphQLError,
   type DocumentNode,
   type ExecutionResult,
@@ -9,6 +15,7 @@ import {
   type GraphQLSchema,
   type OperationDefinitionNode,
 } from "graphql";
+import { compileQuery, isCompiledQuery, type CompiledQuery } from "graphql-jit";
 import { LRUCache } from "lru-cache";
 import type { RequestContext } from "../context/request-context";
 import { ErrorCode } from "../errors/error-code";
@@ -20,6 +27,8 @@ import { sessionReadsOf } from "../plugins/session-read-limit.plugin";
 interface PreparedOperation {
   readonly document: DocumentNode;
   readonly operation: OperationDefinitionNode;
+  /** Compiled on first use by the lane; null when graphql-jit could not compile it (graphql-js runs it then). */
+  compiled?: CompiledQuery | null;
 }
 
 /** What the lane answers with; the HTTP layer adds its own headers (request id, CORS, Server-Timing). */
@@ -140,13 +149,16 @@ export class PreparedOperationLane {
     } catch {
       return undefined;
     }
-    const result: ExecutionResult = await execute({
-      schema: this.options.schema,
-      document: prepared.document,
-      operationName,
-      variableValues,
-      contextValue: context,
-    });
+    if (prepared.compiled === undefined) prepared.compiled = this.compile(prepared.document, operationName);
+    const result: ExecutionResult = prepared.compiled
+      ? await prepared.compiled.query(undefined, context, variableValues)
+      : await execute({
+          schema: this.options.schema,
+          document: prepared.document,
+          operationName,
+          variableValues,
+          contextValue: context,
+        });
     // No data means graphql-js stopped before running anything (variables that do not coerce): Apollo words that.
     if (result.data === undefined) return undefined;
 
@@ -175,6 +187,35 @@ export class PreparedOperationLane {
   }
 
   /**
+   * graphql-jit's compiled form of the document, or null for graphql-js to run it. Only documents over concrete
+   * object types are compiled: with a union in between (`_entities` returns `[_Entity]!`) graphql-jit dropped a
+   * failed list item where graphql-js gives null (the federation tests caught it), and introspection is left to
+   * graphql-js as well.
+   */
+  private compile(document: DocumentNode, operationName: string | null | undefined): CompiledQuery | null {
+    const { schema } = this.options;
+    const typeInfo = new TypeInfo(schema);
+    let concrete = true;
+    visit(
+      document,
+      visitWithTypeInfo(typeInfo, {
+        Field(node) {
+          const type = typeInfo.getType();
+          const introspection = node.name.value.startsWith("__") && node.name.value !== "__typename";
+          if (introspection || type === null || isAbstractType(getNamedType(type))) {
+            concrete = false;
+            return BREAK;
+          }
+          return undefined;
+        },
+      }),
+    );
+    if (!concrete) return null;
+    const compiled = compileQuery(schema, document, operationName ?? undefined);
+    return isCompiledQuery(compiled) ? compiled : null;
+  }
+
+  /**
    * What Apollo does to each error it sends: a code always (INTERNAL_SERVER_ERROR when none), `extensions.http`
    * taken out into the response's status and headers, the stack in development, then `formatError`; an error
    * thrown by `formatError` itself becomes "Internal server error".
@@ -182,10 +223,9 @@ export class PreparedOperationLane {
   private format(error: GraphQLError): { formatted: GraphQLFormattedError; http?: HttpExtension } {
     let http: HttpExtension | undefined;
     const enrich = (graphqlError: GraphQLError): GraphQLFormattedError => {
-      const extensions: Record<string, unknown> = {
-        ...graphqlError.extensions,
-        code: graphqlError.extensions.code ?? ErrorCode.INTERNAL_SERVER_ERROR,
-      };
+      // graphql-jit's errors have no `extensions` at all when the error they wrap had none.
+      const own = (graphqlError.extensions as GraphQLError["extensions"] | undefined) ?? {};
+      const extensions: Record<string, unknown> = { ...own, code: own.code ?? ErrorCode.INTERNAL_SERVER_ERROR };
       if (isHttpExtension(extensions.http)) {
         http = extensions.http;
         delete extensions.http;

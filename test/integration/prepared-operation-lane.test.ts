@@ -132,6 +132,28 @@ describe("prepared-operation lane", () => {
       expect(valueOf(await scrape(production), "graphql_errors_total", { code: "FORBIDDEN" })).toBe(before + 2);
     });
 
+    it("_entities with one refused representation: null in its place", async () => {
+      const tenant = freshTenant();
+      await stored(tenant, "bob");
+      const representations = [
+        { __typename: "SessionContext", userId: "bob", sessionId: "s1" },
+        { __typename: "SessionContext", userId: "alice", sessionId: "s1" },
+      ];
+      const request = {
+        body: { query: unseen(ENTITIES), variables: { representations } },
+        headers: caller(tenant, "bob"),
+      };
+
+      const { first, second, secondByLane } = await twice(production, request);
+
+      expect(secondByLane).toBe(1);
+      expect(second).toEqual(first);
+      expect(second.body.data?._entities).toEqual([expect.objectContaining({ userId: "bob" }), null]);
+      expect(second.body.errors?.map((e) => [e.extensions?.code, (e as { path?: unknown }).path])).toEqual([
+        ["FORBIDDEN", ["_entities", 1]],
+      ]);
+    });
+
     it("an internal error, masked in production", async () => {
       const tenant = freshTenant();
       await redis.admin.set(sessionKeyOf(tenant, "alice", "s1"), "{not a session document");
