@@ -107,6 +107,38 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
   return client;
 }
 
+/** What a call rejects with when `bounded` gives up on it: the command was sent, or is queued and may still be. */
+export const QUEUED_COMMAND_TIMED_OUT = "Command timed out (counted from when it was issued; it may still be sent)";
+
+/**
+ * Bounds one call on `redis` by the command timeout, counted from now. With auto-pipelining ioredis arms its own
+ * timeout only when it writes the command, which can be up to one command timeout after the call (one pipeline in
+ * flight per connection: autoPipelining.js); without auto-pipelining the call is returned as it is. A write that
+ * fails here may still be applied: it may be waiting in the next pipeline, which ioredis sends when the previous one
+ * is done. ioredis never sends it twice, and its own timeout still rejects it (unobserved) once written.
+ */
+export function bounded<T>(redis: RedisClient, call: Promise<T>): Promise<T> {
+  const timeoutMs = redis.options.enableAutoPipelining ? commandTimeoutOf(redis) : undefined;
+  if (timeoutMs === undefined) return call;
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(QUEUED_COMMAND_TIMED_OUT)), timeoutMs);
+    call.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+function commandTimeoutOf(redis: RedisClient): number | undefined {
+  return redis instanceof Cluster ? redis.options.redisOptions?.commandTimeout : redis.options.commandTimeout;
+}
+
 function logEvents(client: RedisClient, logger: Logger): void {
   let warnedSinceReady = false;
   client.on("ready", () => {
@@ -153,7 +185,7 @@ export function whenReady(redis: RedisClient, timeoutMs: number): Promise<boolea
  */
 export async function ping(redis: RedisClient): Promise<void> {
   if (!(redis instanceof Cluster)) {
-    await redis.ping();
+    await bounded(redis, redis.ping());
     return;
   }
   if (redis.status !== "ready") throw new Error(`cluster client is ${redis.status}`);
