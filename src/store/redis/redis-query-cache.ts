@@ -1,5 +1,5 @@
 import type { KeyValueCache, KeyValueCacheSetOptions } from "@apollo/utils.keyvaluecache";
-import type { RedisClient } from "./redis-client";
+import { bounded, type RedisClient } from "./redis-client";
 
 /** Apollo prefixes persisted-query keys with `apq:`; ours land at `scs:apq:<sha256>`: they belong to no tenant. */
 const PREFIX = "scs:";
@@ -14,7 +14,7 @@ export class RedisQueryCache implements KeyValueCache<string> {
 
   async get(key: string): Promise<string | undefined> {
     try {
-      return (await this.redis.get(PREFIX + key)) ?? undefined;
+      return (await bounded(this.redis, this.redis.get(PREFIX + key))) ?? undefined;
     } catch {
       return undefined;
     }
@@ -22,8 +22,10 @@ export class RedisQueryCache implements KeyValueCache<string> {
 
   async set(key: string, value: string, options?: KeyValueCacheSetOptions): Promise<void> {
     try {
-      if (options?.ttl) await this.redis.set(PREFIX + key, value, "EX", Math.ceil(options.ttl));
-      else await this.redis.set(PREFIX + key, value);
+      const set = options?.ttl
+        ? this.redis.set(PREFIX + key, value, "EX", Math.ceil(options.ttl))
+        : this.redis.set(PREFIX + key, value);
+      await bounded(this.redis, set);
     } catch {
       // a miss next time: the client resends the query
     }
@@ -31,7 +33,7 @@ export class RedisQueryCache implements KeyValueCache<string> {
 
   async delete(key: string): Promise<boolean | void> {
     try {
-      return (await this.redis.del(PREFIX + key)) === 1;
+      return (await bounded(this.redis, this.redis.del(PREFIX + key))) === 1;
     } catch {
       return false;
     }

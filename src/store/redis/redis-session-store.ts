@@ -19,7 +19,7 @@ import {
 } from "../keys";
 import { pageAfter } from "../session-page";
 import { CONTEXT_JSON_OVERHEAD, decodeDocument, toRecord } from "../session-document";
-import { ping, type RedisClient } from "./redis-client";
+import { bounded, ping, type RedisClient } from "./redis-client";
 import { toStoreError } from "./redis-errors";
 import { defineServerTime, redisNow } from "./redis-time";
 
@@ -68,9 +68,8 @@ export class RedisSessionStore implements SessionStore {
 
   async getMany(tenantId: string, refs: readonly SessionRef[]): Promise<(SessionRecord | null)[]> {
     if (refs.length === 0) return [];
-    const values = await this.redis
-      .mget(refs.map((ref) => sessionKey(tenantId, ref.userId, ref.sessionId)))
-      .catch(toStoreError("read"));
+    const keys = refs.map((ref) => sessionKey(tenantId, ref.userId, ref.sessionId));
+    const values = await bounded(this.redis, this.redis.mget(keys)).catch(toStoreError("read"));
     return values.map((value, i) => (value === null ? null : toRecord(tenantId, refs[i], decodeDocument(value))));
   }
 
@@ -91,7 +90,7 @@ export class RedisSessionStore implements SessionStore {
     const index = userIndexKey(tenantId, userId);
     let deleted = 0;
     for (;;) {
-      const members = await this.redis.zrange(index, 0, BATCH - 1).catch(toStoreError("write"));
+      const members = await bounded(this.redis, this.redis.zrange(index, 0, BATCH - 1)).catch(toStoreError("write"));
       if (members.length === 0) return deleted;
       deleted += (await this.deleteBatch(tenantId, "any", 0, members))[0];
     }
@@ -103,8 +102,9 @@ export class RedisSessionStore implements SessionStore {
     first: number,
     after?: PageCursor,
   ): Promise<SessionIndexPage> {
-    const reply = await this.redis
-      .userSessionsPage(
+    const reply = await bounded(
+      this.redis,
+      this.redis.userSessionsPage(
         userIndexKey(tenantId, userId),
         userExpiryKey(tenantId, userId),
         activityIndexKey(tenantId),
@@ -113,8 +113,8 @@ export class RedisSessionStore implements SessionStore {
         after ? String(after.lastUpdated) : "",
         String(EXPIRED_ENTRIES_PER_LISTING),
         userSessionKeyPrefix(tenantId, userId),
-      )
-      .catch(toStoreError("read"));
+      ),
+    ).catch(toStoreError("read"));
     const totalCount = Number(reply[0]); // reply[1] (ties) only sized the read
     const entries: (PageCursor & { record: SessionRecord | null })[] = [];
     for (let i = 2; i < reply.length; i += 3) {
@@ -154,7 +154,7 @@ export class RedisSessionStore implements SessionStore {
   ): Promise<number> {
     let deleted = 0;
     for (;;) {
-      const members = await candidates().catch(toStoreError("write"));
+      const members = await bounded(this.redis, candidates()).catch(toStoreError("write"));
       if (members.length === 0) return deleted;
       const [removed, dropped] = await this.deleteBatch(tenantId, mode, cutoff, members);
       deleted += removed;
@@ -178,9 +178,9 @@ export class RedisSessionStore implements SessionStore {
         userExpiryKey(tenantId, ref.userId),
       );
     }
-    return this.redis
-      .deleteSessions(keys.length, ...keys, mode, String(cutoff), ...members)
-      .catch(toStoreError("write"));
+    return bounded(this.redis, this.redis.deleteSessions(keys.length, ...keys, mode, String(cutoff), ...members)).catch(
+      toStoreError("write"),
+    );
   }
 
   /**
@@ -189,8 +189,8 @@ export class RedisSessionStore implements SessionStore {
    */
   private async scheduleFirstCleanup(tenantId: string, at: number): Promise<void> {
     try {
-      await this.redis.zadd(CLEANUP_SCHEDULE_KEY, "NX", at, tenantId);
-      await this.redis.hset(settingsKey(tenantId), "scheduled", "1");
+      await bounded(this.redis, this.redis.zadd(CLEANUP_SCHEDULE_KEY, "NX", at, tenantId));
+      await bounded(this.redis, this.redis.hset(settingsKey(tenantId), "scheduled", "1"));
     } catch {
       // The session write itself succeeded; only the schedule entry is retried by the next write.
     }
@@ -217,8 +217,9 @@ export class RedisSessionStore implements SessionStore {
     const recent = write.recentInteractions ?? fallback?.list;
     const json = (value: unknown) => (value === undefined ? "" : JSON.stringify(value));
 
-    const [status, value, scheduleNeeded, interval] = await this.redis
-      .writeSession(
+    const [status, value, scheduleNeeded, interval] = await bounded(
+      this.redis,
+      this.redis.writeSession(
         sessionKey(tenantId, ref.userId, ref.sessionId),
         settingsKey(tenantId),
         activityIndexKey(tenantId),
@@ -240,8 +241,8 @@ export class RedisSessionStore implements SessionStore {
         String(limits.maxRecentInteractions),
         indexMember(ref.userId, ref.sessionId),
         String(DEFAULT_TENANT_SETTINGS.cleanupIntervalSeconds),
-      )
-      .catch(toStoreError("write"));
+      ),
+    ).catch(toStoreError("write"));
 
     switch (status) {
       case "OK": {
