@@ -1,6 +1,13 @@
+import { gzipSync } from "node:zlib";
 import { errorCodes, getGraphQL, READ, sessionKeyOf, STORE } from "../helpers/api";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
-import { freshTenant, gatewayHeaders, startTestServer, type TestServer } from "../helpers/test-server";
+import {
+  freshTenant,
+  gatewayHeaders,
+  startTestServer,
+  type GraphQLResponse,
+  type TestServer,
+} from "../helpers/test-server";
 
 const GATEWAY_SECRET = "http-test-gateway-secret";
 
@@ -238,6 +245,88 @@ describe("HTTP", () => {
       expect(response.status).toBe(413);
       expect(response.body.errors?.[0].message).toMatch(/request body is larger than \d+ bytes/);
       expect(await redis.admin.exists(sessionKeyOf(tenant, "alice", "s1"))).toBe(0);
+    });
+
+    it("answers 413 to a body over the limit sent in chunks, without a content-length", async () => {
+      const tenant = freshTenant();
+      const text = JSON.stringify({
+        query: STORE,
+        variables: { input: { sessionId: "s1", conversationState: { huge: "x".repeat(2 * 1024 * 1024) } } },
+      });
+      const chunks = new ReadableStream<Uint8Array>({
+        start(controller) {
+          const bytes = new TextEncoder().encode(text);
+          for (let i = 0; i < bytes.length; i += 64 * 1024) controller.enqueue(bytes.subarray(i, i + 64 * 1024));
+          controller.close();
+        },
+      });
+
+      const response = await fetch(`${development.url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...gatewayHeaders(tenant, "alice") },
+        body: chunks,
+        duplex: "half",
+      } as RequestInit);
+
+      expect(response.status).toBe(413);
+      expect(((await response.json()) as { errors: { message: string }[] }).errors[0].message).toMatch(
+        /request body is larger than \d+ bytes/,
+      );
+      expect(await redis.admin.exists(sessionKeyOf(tenant, "alice", "s1"))).toBe(0);
+    });
+  });
+
+  describe("request bodies are JSON objects (or arrays), or a clear 400", () => {
+    const postRaw = async (body: string | Uint8Array, headers: Record<string, string>) => {
+      const response = await fetch(`${development.url}/graphql`, { method: "POST", headers, body });
+      return { status: response.status, body: (await response.json()) as GraphQLResponse["body"] };
+    };
+    const readRequest = JSON.stringify({ query: READ, variables: { sessionId: "s1" } });
+
+    it.each([
+      ["not JSON at all", "{query:", /^request body is not valid JSON: /],
+      ["a JSON string", '"{ sessionContext(sessionId: \\"s1\\") { version } }"', /^request body is not valid JSON: /],
+      ["a JSON number", "42", /^request body is not valid JSON: /],
+    ])("%s: 400 BAD_REQUEST", async (_what, body, message) => {
+      const response = await postRaw(body, {
+        "content-type": "application/json",
+        ...gatewayHeaders(freshTenant(), "a"),
+      });
+
+      expect(response.status).toBe(400);
+      expect(errorCodes({ ...response, headers: new Headers() })).toEqual(["BAD_REQUEST"]);
+      expect(response.body.errors?.[0].message).toMatch(message);
+    });
+
+    it("an empty body: 400 BAD_REQUEST", async () => {
+      const response = await postRaw("", { "content-type": "application/json", ...gatewayHeaders(freshTenant(), "a") });
+
+      expect(response.status).toBe(400);
+      expect(errorCodes({ ...response, headers: new Headers() })).toEqual(["BAD_REQUEST"]);
+    });
+
+    it.each([
+      ["application/json", "application/json", readRequest],
+      ["with charset=utf-8", "application/json; charset=utf-8", readRequest],
+      ["in other letter cases", "Application/JSON;charset=UTF-8", readRequest],
+      ["with a byte order mark", "application/json", `\ufeff${readRequest}`],
+      ["in UTF-16", "application/json; charset=utf-16le", Buffer.from(readRequest, "utf16le")],
+    ])("reads a body sent as %s", async (_what, contentType, body) => {
+      const response = await postRaw(body, { "content-type": contentType, ...gatewayHeaders(freshTenant(), "a") });
+
+      expect(response.status).toBe(200);
+      expect(response.body).toEqual({ data: { sessionContext: null } });
+    });
+
+    it("reads a gzip-compressed body", async () => {
+      const response = await postRaw(gzipSync(readRequest), {
+        "content-type": "application/json",
+        "content-encoding": "gzip",
+        ...gatewayHeaders(freshTenant(), "a"),
+      });
+
+      expect(response.status).toBe(200);
+      expect(response.body).toEqual({ data: { sessionContext: null } });
     });
   });
 });
