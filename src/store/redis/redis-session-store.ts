@@ -18,7 +18,7 @@ import {
   userSessionKeyPrefix,
 } from "../keys";
 import { pageAfter } from "../session-page";
-import { CONTEXT_JSON_OVERHEAD, decodeDocument, toRecord } from "../session-document";
+import { CONTEXT_JSON_OVERHEAD, decodeDocument, toRecord, toRecordParsingContextLazily } from "../session-document";
 import { bounded, ping, type RedisClient } from "./redis-client";
 import { toStoreError } from "./redis-errors";
 import { defineServerTime, redisNow } from "./redis-time";
@@ -246,7 +246,7 @@ export class RedisSessionStore implements SessionStore {
 
     switch (status) {
       case "OK": {
-        const record = toRecord(tenantId, ref, decodeDocument(value));
+        const record = toRecordParsingContextLazily(tenantId, ref, value);
         if (scheduleNeeded === "1")
           await this.scheduleFirstCleanup(tenantId, record.lastUpdated.getTime() + Number(interval) * 1000);
         return record;
