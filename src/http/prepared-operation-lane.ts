@@ -52,6 +52,8 @@ export interface PreparedOperationLaneOptions {
   maxSessionReads: number;
   /** Room for prepared documents, counted like Apollo's document cache: the length of their JSON. */
   maxPreparedBytes?: number;
+  /** Most prepared operations kept (default 1000): a service has a few dozen hot ones. */
+  maxPreparedOperations?: number;
 }
 
 const APPLICATION_JSON = "application/json; charset=utf-8";
@@ -90,6 +92,8 @@ export class PreparedOperationLane {
 
   constructor(private readonly options: PreparedOperationLaneOptions) {
     this.prepared = new LRUCache<string, PreparedOperation>({
+      // Each entry also holds graphql-jit's compiled code, which the size does not count: the count bounds that.
+      max: options.maxPreparedOperations ?? 1000,
       maxSize: options.maxPreparedBytes ?? 30 * 1024 * 1024,
       sizeCalculation: (prepared) => JSON.stringify(prepared.document).length,
     });
