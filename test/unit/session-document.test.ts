@@ -6,8 +6,52 @@ import {
   type SessionDocument,
 } from "../../src/store/session-document";
 
-const ref = { userId: "alice", sessionId: "s1" };
+/** The stored layout both stores share (session-document.ts); write-session-6.lua writes the same text. */
+
 const doc: SessionDocument = {
+  version: 3,
+  storedAt: 1_700_000_000_000,
+  lastUpdated: 1_700_000_100_000,
+  ttlSeconds: 86_400,
+  conversationState: { "ключ 🔑": "👩🏽‍💻", lone: "\ud800", q: 'a "b" \\ ]}', n: 0.30000000000000004, e: {} },
+  interruptedQueries: ["é", "", "\u2028"],
+  recentInteractions: [{ a: [] }, {}],
+  userPreferences: { spans: [1, 2, 3, 4, 5] },
+};
+
+describe("encodeDocument: JSON.stringify's text of the document, then the spans trailer", () => {
+  it("writes the header and the four fields in order, then their UTF-8 byte lengths and the lists' counts", () => {
+    const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value), "utf8");
+
+    const text = encodeDocument(doc);
+
+    expect(text).toBe(
+      JSON.stringify({
+        ...doc,
+        spans: [bytes(doc.conversationState), bytes(doc.interruptedQueries), 3, bytes(doc.recentInteractions), 2],
+      }),
+    );
+    expect(text).toMatch(/,"spans":\[\d+,\d+,3,\d+,2\]\}$/);
+  });
+});
+
+describe("Readers ignore the trailer", () => {
+  it("toRecord returns the header and the four fields, never spans", () => {
+    const record = toRecord("t", { userId: "u", sessionId: "s" }, decodeDocument(encodeDocument(doc)));
+
+    expect(record).not.toHaveProperty("spans");
+    expect(record).toMatchObject({
+      version: 3,
+      conversationState: doc.conversationState,
+      interruptedQueries: doc.interruptedQueries,
+      recentInteractions: doc.recentInteractions,
+      userPreferences: doc.userPreferences,
+    });
+  });
+});
+
+const ref = { userId: "alice", sessionId: "s1" };
+const written: SessionDocument = {
   version: 7,
   storedAt: Date.UTC(2026, 0, 1),
   lastUpdated: Date.UTC(2026, 0, 2, 3, 4, 5, 678),
@@ -20,27 +64,27 @@ const doc: SessionDocument = {
 
 describe("toRecordParsingContextLazily: the record of a written document", () => {
   it("equals the eagerly decoded record, field by field", () => {
-    const text = encodeDocument(doc);
+    const text = encodeDocument(written);
 
     expect(toRecordParsingContextLazily("t1", ref, text)).toEqual(toRecord("t1", ref, decodeDocument(text)));
   });
 
   it("reads the header without parsing the context, and parses it on the first context field read", () => {
     // A valid header in front of a context that is not JSON: only reading a context field can notice.
-    const text = `${encodeDocument(doc).split('"conversationState":')[0]}"conversationState":{not json`;
+    const text = `${encodeDocument(written).split('"conversationState":')[0]}"conversationState":{not json`;
 
     const record = toRecordParsingContextLazily("t1", ref, text);
 
     expect(record.version).toBe(7);
     expect(record.lastUpdated.toISOString()).toBe("2026-01-02T03:04:05.678Z");
-    expect(record.expiresAt.getTime()).toBe(doc.lastUpdated + 3600 * 1000);
+    expect(record.expiresAt.getTime()).toBe(written.lastUpdated + 3600 * 1000);
     expect(() => record.conversationState).toThrow(SyntaxError);
   });
 
   it("parses a document of another layout eagerly, as reads do", () => {
-    const text = JSON.stringify({ ...doc, version: undefined, extra: 1, v: doc.version });
+    const text = JSON.stringify({ ...written, version: undefined, extra: 1, v: written.version });
 
     expect(() => toRecordParsingContextLazily("t1", ref, text)).not.toThrow();
-    expect(toRecordParsingContextLazily("t1", ref, text).conversationState).toEqual(doc.conversationState);
+    expect(toRecordParsingContextLazily("t1", ref, text).conversationState).toEqual(written.conversationState);
   });
 });

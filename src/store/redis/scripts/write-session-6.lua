@@ -35,6 +35,16 @@
   canonical JSON.stringify output (no white space; layout in session-document.ts), so this script finds value
   boundaries with a small scanner and splices values as text. User values are never decoded or re-encoded.
   Two object keys are equal exactly when their JSON texts are, because JSON.stringify escapes canonically.
+
+  Why the "spans" trailer: the document ends in ,"spans":[csBytes,iqBytes,iqCount,riBytes,riCount]} — the byte
+  lengths of conversationState, interruptedQueries and recentInteractions and the entry counts of the two lists
+  (userPreferences ends where the trailer starts). A merge slices the four fields at those offsets and takes the
+  counts as they are, instead of scanning the whole stored document for value boundaries: on 1.7 KB documents that
+  cut a merge of two state keys and one interaction from 73 to 39 µs of Redis CPU, an empty merge from 51 to 24 µs
+  (a store costs 22; an 18.6 KB session at the 100-interaction cap: 680 to 155 µs; README, Redis layout). The spans
+  are trusted only when the separators sit exactly where they say; otherwise, and for documents written before
+  the trailer existed (they end in }}, never ]}), the scanner finds the fields as it always did. A script without
+  this code still reads a document with the trailer: it scans up to userPreferences and never looks further.
 ]]
 
 local QUOTE, BACKSLASH, LBRACE, RBRACE, LBRACKET, RBRACKET = 34, 92, 123, 125, 91, 93
@@ -133,13 +143,56 @@ local function newest(list, count, cap)
   return '[' .. sub(list, p)
 end
 
--- Appends `added` (count entries) to `old`, keeping the newest cap entries of the whole list.
-local function append_newest(old, added, count, cap)
-  if count >= cap then return newest(added, count, cap) end
-  local kept = old == '[]' and old or newest(old, array_length(old), cap - count)
-  if kept == '[]' then return added end
-  if count == 0 then return kept end
-  return sub(kept, 1, -2) .. ',' .. sub(added, 2)
+-- Appends `added` (count entries) to `old` (old_count entries), keeping the newest cap entries of the whole
+-- list. Returns the list and its number of entries.
+local function append_newest(old, old_count, added, count, cap)
+  local total = math.min(old_count + count, cap)
+  if count >= cap then return newest(added, count, cap), total end
+  local kept = newest(old, old_count, cap - count)
+  if kept == '[]' then return added, total end
+  if count == 0 then return kept, total end
+  return sub(kept, 1, -2) .. ',' .. sub(added, 2), total
+end
+
+local SEP_IQ, SEP_RI, SEP_UP = ',"interruptedQueries":', ',"recentInteractions":', ',"userPreferences":'
+
+-- The four context fields of `doc`, whose conversationState starts at p, sliced at the offsets its spans trailer
+-- gives, with the two lists' counts; nil when there is no trailer or anything does not line up.
+local function fields_by_spans(doc, p)
+  -- The trailer is at most a few dozen bytes: look only at the end (a pattern is tried at every start position).
+  local t, cs_len, iq_len, iq_n, ri_len, ri_n =
+    string.match(doc, '(),"spans":%[(%d+),(%d+),(%d+),(%d+),(%d+)%]}$', -128)
+  if not t then return nil end
+  local iq_at = p + tonumber(cs_len) + #SEP_IQ
+  local ri_at = iq_at + tonumber(iq_len) + #SEP_RI
+  local up_at = ri_at + tonumber(ri_len) + #SEP_UP
+  if up_at >= t
+    or sub(doc, iq_at - #SEP_IQ, iq_at - 1) ~= SEP_IQ
+    or sub(doc, ri_at - #SEP_RI, ri_at - 1) ~= SEP_RI
+    or sub(doc, up_at - #SEP_UP, up_at - 1) ~= SEP_UP
+    or byte(doc, p) ~= LBRACE or byte(doc, iq_at - #SEP_IQ - 1) ~= RBRACE
+    or byte(doc, iq_at) ~= LBRACKET or byte(doc, ri_at - #SEP_RI - 1) ~= RBRACKET
+    or byte(doc, ri_at) ~= LBRACKET or byte(doc, up_at - #SEP_UP - 1) ~= RBRACKET
+    or byte(doc, up_at) ~= LBRACE or byte(doc, t - 1) ~= RBRACE then
+    return nil
+  end
+  return sub(doc, p, iq_at - #SEP_IQ - 1), sub(doc, iq_at, ri_at - #SEP_RI - 1), tonumber(iq_n),
+    sub(doc, ri_at, up_at - #SEP_UP - 1), tonumber(ri_n), sub(doc, up_at, t - 1)
+end
+
+-- The same by scanning every value: documents without a (consistent) trailer.
+local function fields_by_scanning(doc, p)
+  local last = value_end(doc, p)
+  local cs = sub(doc, p, last)
+  p = last + 1 + #SEP_IQ
+  last = value_end(doc, p)
+  local iq = sub(doc, p, last)
+  p = last + 1 + #SEP_RI
+  last = value_end(doc, p)
+  local ri = sub(doc, p, last)
+  p = last + 1 + #SEP_UP
+  last = value_end(doc, p)
+  return cs, iq, array_length(iq), ri, array_length(ri), sub(doc, p, last)
 end
 
 local key = KEYS[1]
@@ -160,6 +213,7 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 local version, stored_at, old_ttl = 0, now, nil
 local cs, iq, ri, up = '{}', '[]', '[]', '{}'
+local iq_count, ri_count = 0, 0
 
 local current = redis.call('GET', key)
 if current then
@@ -168,17 +222,8 @@ if current then
   if not v then return redis.error_reply('ERR session document at ' .. key .. ' has an unknown layout') end
   version, stored_at, old_ttl = tonumber(v), tonumber(s), tonumber(t)
   if mode == 'merge' then
-    local last = value_end(current, p)
-    cs = sub(current, p, last)
-    p = last + 1 + #',"interruptedQueries":'
-    last = value_end(current, p)
-    iq = sub(current, p, last)
-    p = last + 1 + #',"recentInteractions":'
-    last = value_end(current, p)
-    ri = sub(current, p, last)
-    p = last + 1 + #',"userPreferences":'
-    last = value_end(current, p)
-    up = sub(current, p, last)
+    cs, iq, iq_count, ri, ri_count, up = fields_by_spans(current, p)
+    if not cs then cs, iq, iq_count, ri, ri_count, up = fields_by_scanning(current, p) end
   end
 end
 
@@ -188,12 +233,14 @@ end
 
 if mode == 'store' then
   cs, up = ARGV[2], ARGV[7]
-  iq = newest(ARGV[3], tonumber(ARGV[4]), max_interrupted)
-  ri = newest(ARGV[5], tonumber(ARGV[6]), max_recent)
+  iq_count = tonumber(ARGV[4])
+  iq, iq_count = newest(ARGV[3], iq_count, max_interrupted), math.min(iq_count, max_interrupted)
+  ri_count = tonumber(ARGV[6])
+  ri, ri_count = newest(ARGV[5], ri_count, max_recent), math.min(ri_count, max_recent)
 else
   if ARGV[2] ~= '' then cs = merge_objects(cs, ARGV[2]) end
-  if ARGV[3] ~= '' then iq = append_newest(iq, ARGV[3], tonumber(ARGV[4]), max_interrupted) end
-  if ARGV[5] ~= '' then ri = append_newest(ri, ARGV[5], tonumber(ARGV[6]), max_recent) end
+  if ARGV[3] ~= '' then iq, iq_count = append_newest(iq, iq_count, ARGV[3], tonumber(ARGV[4]), max_interrupted) end
+  if ARGV[5] ~= '' then ri, ri_count = append_newest(ri, ri_count, ARGV[5], tonumber(ARGV[6]), max_recent) end
   if ARGV[7] ~= '' then up = merge_objects(up, ARGV[7]) end
 end
 
@@ -208,7 +255,8 @@ local document = string.format('{"version":%d,"storedAt":%.0f,"lastUpdated":%.0f
   .. '"conversationState":' .. cs
   .. ',"interruptedQueries":' .. iq
   .. ',"recentInteractions":' .. ri
-  .. ',"userPreferences":' .. up .. '}'
+  .. ',"userPreferences":' .. up
+  .. string.format(',"spans":[%d,%d,%d,%d,%d]}', #cs, #iq, iq_count, #ri, ri_count)
 redis.call('SET', key, document, 'EX', ttl)
 local expires_at = now + ttl * 1000
 redis.call('ZADD', KEYS[3], now, member)

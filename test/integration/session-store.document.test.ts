@@ -1,0 +1,184 @@
+import type { Cluster, Redis } from "ioredis";
+import type { ContextFields, SessionRef, WriteLimits } from "../../src/sessions/session-record";
+import { sessionKey } from "../../src/store/keys";
+import { encodeDocument, type SessionDocument } from "../../src/store/session-document";
+import { freshTenant } from "../helpers/test-server";
+import {
+  contextOf,
+  empties,
+  LIMITS,
+  oddKeys,
+  startClusterStore,
+  startRedisStore,
+  text,
+  tricky,
+  type ClusterStoreUnderTest,
+  type RedisStoreUnderTest,
+} from "./session-store.harness";
+
+/**
+ * The stored document's spans trailer (session-document.ts, write-session-6.lua): the write script writes exactly
+ * the text encodeDocument gives, merges slice the fields at the trailer's offsets, and documents without a trailer
+ * (written before it existed) or with one that does not line up are merged exactly as before, by scanning.
+ */
+
+const ref: SessionRef = { userId: "user-1", sessionId: "session-1" };
+const TRAILER = /,"spans":\[(\d+),(\d+),(\d+),(\d+),(\d+)\]\}$/;
+
+/** The document as the write script wrote it before the trailer: JSON.stringify of the header and the four fields. */
+function oldLayout(doc: SessionDocument): string {
+  const { version, storedAt, lastUpdated, ttlSeconds } = doc;
+  return JSON.stringify({ version, storedAt, lastUpdated, ttlSeconds, ...contextOf(doc) });
+}
+
+const stored: SessionDocument = {
+  version: 7,
+  storedAt: 1_700_000_000_000,
+  lastUpdated: 1_700_000_100_000,
+  ttlSeconds: 3600,
+  conversationState: { ...tricky, step: 1, nested: { a: [1, { b: "}]" }] } },
+  interruptedQueries: ["first", text.escapes as string, "third"],
+  recentInteractions: [empties, { n: 1 }, { "": "]}" }],
+  // A user key named like the trailer must not be taken for it, in either layout.
+  userPreferences: { ...oddKeys, spans: [1, 2, 3, 4, 5] },
+};
+
+type Sut = RedisStoreUnderTest | ClusterStoreUnderTest;
+const admin = (sut: Sut): Redis | Cluster => ("redis" in sut ? sut.redis.admin : sut.cluster.admin);
+
+describe.each([
+  ["RedisSessionStore", startRedisStore],
+  ["RedisSessionStore on a Redis Cluster", startClusterStore],
+] as const)("%s", (_name, start) => {
+  let sut: Sut;
+  beforeAll(async () => {
+    sut = await start();
+  });
+  afterAll(() => sut.close());
+
+  const raw = async (tenant: string) => (await admin(sut).get(sessionKey(tenant, ref.userId, ref.sessionId)))!;
+  const put = (tenant: string, document: string) =>
+    admin(sut).set(sessionKey(tenant, ref.userId, ref.sessionId), document, "EX", stored.ttlSeconds);
+
+  /** Merges `patch` into the stored session and checks the whole new document, byte for byte. */
+  async function expectMerge(tenant: string, patch: Partial<ContextFields>, expected: ContextFields, limits = LIMITS) {
+    const record = await sut.store.merge(tenant, ref, patch, limits);
+    expect(contextOf(record)).toEqual(expected);
+    expect(Object.keys(record)).not.toContain("spans");
+    const document = await raw(tenant);
+    expect(document).toBe(
+      encodeDocument({
+        version: record.version,
+        storedAt: stored.storedAt,
+        lastUpdated: record.lastUpdated.getTime(),
+        ttlSeconds: stored.ttlSeconds,
+        ...expected,
+      }),
+    );
+    return document;
+  }
+
+  describe("Every write ends the document in a spans trailer: the text encodeDocument gives", () => {
+    it("after a store, merges of every field, list caps and a lowered cap", async () => {
+      const tenant = freshTenant();
+      const capped: WriteLimits = { ...LIMITS, maxInterruptedQueries: 4, maxRecentInteractions: 3 };
+      const steps: [mode: "store" | "merge", patch: Partial<ContextFields>, limits: WriteLimits][] = [
+        ["store", contextOf(stored), capped],
+        ["merge", { interruptedQueries: ["4th", "5th"], conversationState: { step: 2 } }, capped],
+        ["merge", { recentInteractions: [{ at: "now" }] }, capped],
+        ["merge", { userPreferences: { theme: "dark" } }, capped],
+        ["merge", {}, capped],
+        ["merge", { recentInteractions: [] }, { ...capped, maxRecentInteractions: 1 }],
+        ["merge", { interruptedQueries: ["a", "b", "c", "d", "e", "f"] }, capped],
+      ];
+      for (const [mode, patch, limits] of steps) {
+        const record = await sut.store[mode](tenant, ref, patch, limits);
+        const document = await raw(tenant);
+        const spans = TRAILER.exec(document)!.slice(1).map(Number);
+        const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value), "utf8");
+        expect(spans).toEqual([
+          bytes(record.conversationState),
+          bytes(record.interruptedQueries),
+          record.interruptedQueries.length,
+          bytes(record.recentInteractions),
+          record.recentInteractions.length,
+        ]);
+        expect(document).toBe(
+          encodeDocument({ ...record, storedAt: +record.storedAt, lastUpdated: +record.lastUpdated }),
+        );
+      }
+    });
+  });
+
+  describe("A document without the trailer (written before it existed) is merged exactly, by scanning", () => {
+    it.each<[string, Partial<ContextFields>, ContextFields]>([
+      [
+        "state and one interaction",
+        { conversationState: { step: 2, added: true }, recentInteractions: [{ at: "now" }] },
+        {
+          ...contextOf(stored),
+          conversationState: { ...stored.conversationState, step: 2, added: true },
+          recentInteractions: [...stored.recentInteractions, { at: "now" }],
+        },
+      ],
+      [
+        "queries beyond the cap (the oldest go)",
+        { interruptedQueries: ["4th", "5th"] },
+        { ...contextOf(stored), interruptedQueries: [...stored.interruptedQueries.slice(1), "4th", "5th"] },
+      ],
+      [
+        "preferences",
+        { userPreferences: { spans: [] } },
+        { ...contextOf(stored), userPreferences: { ...oddKeys, spans: [] } },
+      ],
+      ["an empty patch", {}, contextOf(stored)],
+    ])("%s", async (_shape, patch, expected) => {
+      const tenant = freshTenant();
+      await put(tenant, oldLayout(stored));
+
+      const document = await expectMerge(tenant, patch, expected, { ...LIMITS, maxInterruptedQueries: 4 });
+
+      // The next merge goes by the trailer the first one wrote.
+      await expectMerge(
+        tenant,
+        { interruptedQueries: ["next"] },
+        {
+          ...expected,
+          interruptedQueries: [...expected.interruptedQueries, "next"].slice(-4),
+        },
+        { ...LIMITS, maxInterruptedQueries: 4 },
+      );
+      expect(document).toMatch(TRAILER);
+    });
+  });
+
+  describe("A trailer that does not line up with the fields is not trusted: the merge scans", () => {
+    const current = encodeDocument(stored);
+    const spansAt = current.lastIndexOf(',"spans":');
+    it.each([
+      [
+        "byte lengths one off",
+        `${current.slice(0, spansAt)},"spans":[${TRAILER.exec(current)!
+          .slice(1)
+          .map((n, i) => (i === 0 ? Number(n) + 1 : n))
+          .join(",")}]}`,
+      ],
+      ["byte lengths of other fields", `${current.slice(0, spansAt)},"spans":[2,2,0,2,0]}`],
+      ["lengths past the end", `${current.slice(0, spansAt)},"spans":[99999999,1,1,1,1]}`],
+      ["a short trailer", `${current.slice(0, spansAt)},"spans":[1,2]}`],
+    ])("%s", async (_case, document) => {
+      const tenant = freshTenant();
+      await put(tenant, document);
+
+      await expectMerge(
+        tenant,
+        { conversationState: { step: 3 }, recentInteractions: [{ n: 2 }] },
+        {
+          ...contextOf(stored),
+          conversationState: { ...stored.conversationState, step: 3 },
+          recentInteractions: [...stored.recentInteractions, { n: 2 }],
+        },
+      );
+    });
+  });
+});
