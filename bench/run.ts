@@ -44,6 +44,8 @@ const READ_MANY_COUNT = 20;
 const GATEWAY_SECRET = "bench-gateway-secret-not-for-production";
 const SERVER_ENTRY = process.env.BENCH_SERVER_ENTRY ?? join(ROOT, "dist", "main.js");
 const SERVER_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
+/** The flags `npm start` runs node with (package.json): the bench runs both servers the way production runs. */
+const START_NODE_ARGS = startNodeArgs();
 const OUTPUT = process.env.BENCH_OUTPUT ?? join(__dirname, "results", "latest.json");
 const ONLY = process.env.BENCH_SCENARIOS?.split(",")
   .map((s) => s.trim())
@@ -117,6 +119,15 @@ async function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** `node --a --b dist/main.js` in package.json's start script → `["--a", "--b"]`. */
+function startNodeArgs(): string[] {
+  const start = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts: { start: string } }).scripts
+    .start;
+  const words = start.trim().split(/\s+/);
+  if (words[0] !== "node") throw new Error(`package.json start script is not "node … dist/main.js": ${start}`);
+  return words.slice(1, -1);
 }
 
 interface NodeServer {
@@ -768,7 +779,7 @@ async function main(): Promise<void> {
 
   const server = await startNode(
     "server",
-    [...SERVER_NODE_ARGS, SERVER_ENTRY],
+    [...START_NODE_ARGS, ...SERVER_NODE_ARGS, SERVER_ENTRY],
     {
       REDIS_URL: redis.url,
       LOG_LEVEL: "warn",
@@ -781,7 +792,7 @@ async function main(): Promise<void> {
   const first = seededSession(0);
   const baseline = await startNode(
     "baseline",
-    ["-r", "ts-node/register/transpile-only", join(__dirname, "baseline-server.ts")],
+    [...START_NODE_ARGS, "-r", "ts-node/register/transpile-only", join(__dirname, "baseline-server.ts")],
     { REDIS_URL: redis.url, TS_NODE_PROJECT: join(ROOT, "tsconfig.json") },
     baselinePath("raw", first),
   );
@@ -889,7 +900,7 @@ async function main(): Promise<void> {
       durationSeconds: DURATION_S,
       warmupSeconds: WARMUP_S,
       serverEntry: SERVER_ENTRY.startsWith(ROOT) ? SERVER_ENTRY.slice(ROOT.length + 1) : SERVER_ENTRY,
-      serverNodeArgs: SERVER_NODE_ARGS,
+      serverNodeArgs: [...START_NODE_ARGS, ...SERVER_NODE_ARGS],
       seedSeconds: +seedSeconds.toFixed(1),
       baselineReqPerSec: Math.round(base),
       baselineServerCpuMicrosPerRequest: Math.round(baseCpu),
