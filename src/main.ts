@@ -6,7 +6,7 @@ import { createServer } from "./server";
 import type { Logger } from "pino";
 import { CleanupScheduler } from "./cleanup/cleanup-scheduler";
 import { createMemoryBackend, createRedisBackend, type Backend } from "./store/backend";
-import { createRedisClient, whenReady, type RedisTarget } from "./store/redis/redis-client";
+import { createReadConnection, createRedisClient, whenReady, type RedisTarget } from "./store/redis/redis-client";
 
 /**
  * Composition root: config → logger → store → schema → server → listen → cleanup scheduler; shutdown on
@@ -71,9 +71,11 @@ async function createBackend(config: Config, logger: Logger): Promise<Backend> {
     const redisLogger = logger.child({ component: "redis" });
     const redis = createRedisClient({ ...target, logger: redisLogger });
     redisLogger.info({ mode: "url" in target ? "single" : "clusterNodes" in target ? "cluster" : "sentinel" }, "redis");
-    // Serve either way: /health/ready answers 503 until Redis is reachable, and the client keeps reconnecting.
-    if (!(await whenReady(redis, 5000))) logger.warn("Redis is not reachable yet; starting anyway, not ready");
-    return createRedisBackend(redis);
+    const reads = createReadConnection(redis, redisLogger);
+    // Serve either way: /health/ready answers 503 until Redis is reachable, and the clients keep reconnecting.
+    const [ready, readsReady] = await Promise.all([whenReady(redis, 5000), whenReady(reads, 5000)]);
+    if (!ready || !readsReady) logger.warn("Redis is not reachable yet; starting anyway, not ready");
+    return createRedisBackend(redis, reads);
   }
   logger.warn(
     { store: "memory" },

@@ -19,12 +19,13 @@ export interface Backend {
 }
 
 /**
- * All of them on one Redis client — one Redis, Sentinel-managed or a Cluster (injected: the caller owns its
- * configuration and lifetime via sessions.close).
+ * All of them on one Redis client — one Redis, Sentinel-managed or a Cluster — with session reads on `reads`
+ * (createReadConnection; by default the same client). Injected: the caller owns their configuration, and their
+ * lifetime via sessions.close.
  */
-export function createRedisBackend(redis: RedisClient): Backend {
+export function createRedisBackend(redis: RedisClient, reads: RedisClient = redis): Backend {
   return {
-    sessions: new RedisSessionStore(redis),
+    sessions: new RedisSessionStore(redis, reads),
     settings: new RedisTenantSettingsStore(redis),
     schedule: new RedisCleanupSchedule(redis),
     queryCache: new RedisQueryCache(redis),

@@ -7,7 +7,7 @@ import { createAuthenticator } from "../../src/auth/authenticator";
 import { loadConfig, type Config } from "../../src/config";
 import { createServer, type SessionContextServer } from "../../src/server";
 import type { SessionStore } from "../../src/sessions/session-store";
-import { createRedisClient, whenReady } from "../../src/store/redis/redis-client";
+import { createReadConnection, createRedisClient, whenReady } from "../../src/store/redis/redis-client";
 import { createMemoryBackend, createRedisBackend, type Backend } from "../../src/store/backend";
 
 export interface GraphQLResponse<T = Record<string, unknown>> {
@@ -58,7 +58,10 @@ export async function startTestServer(
     ? createLogger(config.logLevel, { write: (line: string) => void logs.push(JSON.parse(line)) })
     : pino({ level: config.logLevel });
   const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined;
-  const backend = redis ? createRedisBackend(redis) : createMemoryBackend();
+  // Session reads on a connection of their own, as main.ts wires it.
+  const reads = redis ? createReadConnection(redis, logger) : undefined;
+  if (reads && !(await whenReady(reads, 5000))) throw new Error(`Redis at ${config.redisUrl} did not become ready`);
+  const backend = redis ? createRedisBackend(redis, reads) : createMemoryBackend();
   const store = backend.sessions;
   const server: SessionContextServer = await createServer({
     config,

@@ -50,15 +50,9 @@ const reconnectDelay = (attempt: number) => Math.min(50 * 2 ** Math.min(attempt,
  * Sentinel: the client asks the Sentinels for the current master on every (re)connect and listens for
  * `+switch-master` (failoverDetector), so it moves to a promoted replica by itself.
  *
- * Auto-pipelining (one Redis or Sentinel, not Cluster): commands issued in the same turn of the event loop leave in
- * one socket write, which cut the server's CPU per request by about 9 % under 64 concurrent connections. ioredis
- * keeps one such pipeline in flight per connection, though: commands issued meanwhile wait in the next one until the
- * whole previous one is answered or timed out, and their command timeout starts only when they are written
- * (autoPipelining.js, executeAutoPipeline; Redis.js, sendCommand). Against a paused Redis that is up to two command
- * timeouts, so every store call goes through `bounded`, which counts the timeout from when the call was made.
- * Not on a Cluster: its pipelines group every slot of a node, and a pipeline whose commands got different replies
- * (one slot migrating, the others not) hands MOVED / ASK back to the caller instead of following it
- * (Pipeline.js, fillResult).
+ * No auto-pipelining on this client: it carries the writes (scripts), and ioredis keeps one auto-pipeline in flight
+ * per connection, so a batch of merges would wait for the previous batch's whole answer. Reads get a connection of
+ * their own that does auto-pipeline (createReadConnection).
  */
 export function createRedisClient(options: RedisClientOptions): RedisClient {
   const commandTimeout = options.commandTimeoutMs ?? 1000;
@@ -100,7 +94,6 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
       sentinelRetryStrategy: reconnectDelay,
       sentinelCommandTimeout: commandTimeout,
       failoverDetector: true,
-      enableAutoPipelining: true,
       // A demoted master answers writes with READONLY (mapped to SERVICE_UNAVAILABLE, nothing written): reconnect
       // so the next command goes to the master the Sentinels name now. 1 = reconnect without resending.
       reconnectOnError: (error) => (error.message.startsWith("READONLY") ? 1 : false),
@@ -109,7 +102,6 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
   } else {
     client = new Redis(options.url, {
       ...failFast,
-      enableAutoPipelining: true,
       enableOfflineQueue: false,
       retryStrategy: reconnectDelay,
       lazyConnect: false,
@@ -117,6 +109,27 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
   }
   logEvents(client, options.logger);
   return client;
+}
+
+/**
+ * The connection for session reads (MGET). On one Redis or Sentinel: a second connection to the same server, with
+ * the same options plus auto-pipelining — the reads that 64 concurrent requests issue in one turn of the event loop
+ * leave in one socket write (-9 % of the server's CPU per read), and a write that Redis holds back (CLIENT PAUSE
+ * WRITE, a slow script) no longer holds up the reads queued behind it on the same connection. On a Cluster: the
+ * client itself (its pipelines group every slot of a node, and a pipeline whose commands got different replies,
+ * one slot migrating and the others not, hands MOVED / ASK back to the caller instead of following it:
+ * Pipeline.js, fillResult).
+ *
+ * ioredis keeps one auto-pipeline in flight per connection: commands issued meanwhile wait in the next one until the
+ * whole previous one is answered or timed out, and their command timeout starts only when they are written
+ * (autoPipelining.js, executeAutoPipeline; Redis.js, sendCommand). Against a paused Redis that is up to two command
+ * timeouts, so every call on this connection goes through `bounded`, which counts the timeout from the call.
+ */
+export function createReadConnection(client: RedisClient, logger: Logger): RedisClient {
+  if (client instanceof Cluster) return client;
+  const reads = client.duplicate({ enableAutoPipelining: true });
+  logEvents(reads, logger.child({ connection: "reads" }));
+  return reads;
 }
 
 /** What a call rejects with when `bounded` gives up on it: the command was sent, or is queued and may still be. */

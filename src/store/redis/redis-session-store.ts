@@ -58,7 +58,14 @@ const EXPIRED_ENTRIES_PER_LISTING = 1000;
 export class RedisSessionStore implements SessionStore {
   readonly kind = "redis";
 
-  constructor(private readonly redis: RedisClient) {
+  /**
+   * `reads` serves `getMany` (createReadConnection: a second, auto-pipelined connection); everything else, writes
+   * and scripts, goes through `redis`. The same client for both works too (tests, tools).
+   */
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly reads: RedisClient = redis,
+  ) {
     // defineCommand sends EVALSHA and falls back to EVAL on NOSCRIPT, so a restarted Redis needs nothing from us.
     redis.defineCommand("writeSession", { numberOfKeys: 6, lua: script("write-session-6.lua") });
     redis.defineCommand("deleteSessions", { lua: script("delete-sessions.lua") });
@@ -69,7 +76,7 @@ export class RedisSessionStore implements SessionStore {
   async getMany(tenantId: string, refs: readonly SessionRef[]): Promise<(SessionRecord | null)[]> {
     if (refs.length === 0) return [];
     const keys = refs.map((ref) => sessionKey(tenantId, ref.userId, ref.sessionId));
-    const values = await bounded(this.redis, this.redis.mget(keys)).catch(toStoreError("read"));
+    const values = await bounded(this.reads, this.reads.mget(keys)).catch(toStoreError("read"));
     return values.map((value, i) => (value === null ? null : toRecord(tenantId, refs[i], decodeDocument(value))));
   }
 
@@ -197,11 +204,14 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async ping(): Promise<void> {
-    await ping(this.redis).catch(toStoreError("read"));
+    await Promise.all([ping(this.redis), this.reads === this.redis ? undefined : ping(this.reads)]).catch(
+      toStoreError("read"),
+    );
   }
 
   async close(): Promise<void> {
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    const clients = this.reads === this.redis ? [this.redis] : [this.redis, this.reads];
+    await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
   }
 
   private async write(
