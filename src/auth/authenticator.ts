@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { hash, timingSafeEqual } from "node:crypto";
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from "jose";
 import type { Config } from "../config";
 import { UnauthenticatedError } from "../errors/errors";
@@ -126,7 +126,7 @@ export class GatewayAuthenticator implements Authenticator {
 }
 
 function digest(value: string): Buffer {
-  return createHash("sha256").update(value).digest();
+  return hash("sha256", value, "buffer");
 }
 
 export function createAuthenticator(auth: Config["auth"]): Authenticator {

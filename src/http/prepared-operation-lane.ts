@@ -27,6 +27,11 @@ import { sessionReadsOf } from "../plugins/session-read-limit.plugin";
 interface PreparedOperation {
   readonly document: DocumentNode;
   readonly operation: OperationDefinitionNode;
+  /**
+   * Sessions it reads, when that does not depend on variables (only `_entities` representations do); undefined:
+   * counted for each request.
+   */
+  readonly fixedReads: number | undefined;
   /** Compiled on first use by the lane; null when graphql-jit could not compile it (graphql-js runs it then). */
   compiled?: CompiledQuery | null;
 }
@@ -112,7 +117,9 @@ export class PreparedOperationLane {
           )
             return;
           const key = keyOf(request.query, request.operationName);
-          if (!this.prepared.has(key)) this.prepared.set(key, { document, operation });
+          if (this.prepared.has(key)) return;
+          const fixedReads = request.query.includes("_entities") ? undefined : sessionReadsOf(document, operation, {});
+          this.prepared.set(key, { document, operation, fixedReads });
         },
       }),
     };
@@ -143,8 +150,8 @@ export class PreparedOperationLane {
     const prepared = this.prepared.get(keyOf(query, operationName));
     if (prepared === undefined) return undefined;
     const variableValues = variables ?? {};
-    if (sessionReadsOf(prepared.document, prepared.operation, variableValues) > this.options.maxSessionReads)
-      return undefined;
+    const reads = prepared.fixedReads ?? sessionReadsOf(prepared.document, prepared.operation, variableValues);
+    if (reads > this.options.maxSessionReads) return undefined;
 
     const started = performance.now();
     let context: RequestContext;

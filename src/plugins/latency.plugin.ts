@@ -75,14 +75,9 @@ export class OperationRecorder {
   finished(operation: FinishedOperation): void {
     const { subject, operationName, durationMs } = operation;
     const outcome = operation.failed ? "error" : "ok";
-    this.metrics.operationDuration.observe(
-      {
-        operation_name: this.labelFor(operationName),
-        operation_type: operation.operationType ?? "unknown",
-        outcome,
-      },
-      durationMs / 1000,
-    );
+    this.metrics
+      .operation(this.labelFor(operationName), operation.operationType ?? "unknown", outcome)
+      .observe(durationMs / 1000);
     if (durationMs > this.slowMs) {
       this.logger.warn(
         { requestId: subject.requestId, tenantId: subject.tenantId, operationName, durationMs },

@@ -62,7 +62,7 @@ export class TimedSessionStore implements SessionStore {
     } finally {
       const ms = performance.now() - started;
       this.storeMs += ms;
-      this.metrics.storeCommandDuration.observe({ command }, ms / 1000);
+      this.metrics.storeCommand(command).observe(ms / 1000);
     }
   }
 }
