@@ -81,8 +81,9 @@ const RESPONSE_TYPE_BY_ACCEPT = new Map<string | undefined, string>([
  * The fast path for operations the server has already seen. Apollo's request pipeline costs most of the CPU of a
  * simple read (hashing the query, a dozen plugin hooks, header maps, content negotiation, per-request objects
  * for the garbage collector). Once Apollo has parsed and validated a document for an operation name, this lane
- * runs later requests with the same query text and operation name on the same schema with graphql-js `execute`
- * directly, and reports to the same recorder as the latency plugin.
+ * runs later requests with the same query text and operation name on the same schema itself — compiled by
+ * graphql-jit, or with graphql-js `execute` where graphql-jit is not used (see `compile`) — and reports to the same
+ * recorder as the latency plugin.
  *
  * It serves only what it can answer exactly as Apollo would; everything else returns undefined before anything
  * has been read or written, and Apollo serves the request: a query it has not seen, a persisted-query hash,
