@@ -67,14 +67,12 @@ export function createHttpApp(options: HttpAppOptions): Handler {
           sendJson(res, status, { errors: [{ message, extensions: { code: "BAD_REQUEST" } }] });
           return;
         }
-        const url = new URL(req.url ?? "/", "http://localhost");
-        const graphqlRequest =
-          req.method === "GET"
-            ? {
-                query: url.searchParams.get("query") ?? undefined,
-                operationName: url.searchParams.get("operationName"),
-              }
-            : ((req.body ?? {}) as ContextInput["graphqlRequest"]);
+        // Parsed only where it is read: a GET's parameters, and the search Apollo is handed.
+        const url = () => new URL(req.url ?? "/", "http://localhost");
+        const params = req.method === "GET" ? url().searchParams : undefined;
+        const graphqlRequest = params
+          ? { query: params.get("query") ?? undefined, operationName: params.get("operationName") }
+          : ((req.body ?? {}) as ContextInput["graphqlRequest"]);
         const createContext = async () => (context = await options.context({ req, graphqlRequest }));
         const fromLane =
           options.lane !== undefined && req.method === "POST" && req.body !== undefined
@@ -97,7 +95,7 @@ export function createHttpApp(options: HttpAppOptions): Handler {
               httpGraphQLRequest: {
                 method: req.method?.toUpperCase() ?? "GET",
                 headers,
-                search: url.search,
+                search: url().search,
                 body: req.body,
               },
               context: createContext,

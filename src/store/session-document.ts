@@ -63,24 +63,34 @@ export function decodeDocument(text: string): SessionDocument {
   return JSON.parse(text) as SessionDocument;
 }
 
-export function toRecord(tenantId: string, ref: SessionRef, doc: SessionDocument): SessionRecord {
+/** The record's fields that come from the document's numeric header and the key. */
+function recordHeader(
+  tenantId: string,
+  ref: SessionRef,
+  header: Pick<SessionDocument, "version" | "storedAt" | "lastUpdated" | "ttlSeconds">,
+) {
   return {
     // The key is already unique per (tenant, user, session); base64url makes it opaque and URL-safe.
     id: Buffer.from(sessionKey(tenantId, ref.userId, ref.sessionId)).toString("base64url"),
     tenantId,
     userId: ref.userId,
     sessionId: ref.sessionId,
-    version: doc.version,
-    storedAt: new Date(doc.storedAt),
-    lastUpdated: new Date(doc.lastUpdated),
-    ttlSeconds: doc.ttlSeconds,
+    version: header.version,
+    storedAt: new Date(header.storedAt),
+    lastUpdated: new Date(header.lastUpdated),
+    ttlSeconds: header.ttlSeconds,
     // Every write sets the key's expiry to ttlSeconds, so the expiry is exactly one TTL after the last write.
-    expiresAt: new Date(doc.lastUpdated + doc.ttlSeconds * 1000),
+    expiresAt: new Date(header.lastUpdated + header.ttlSeconds * 1000),
+  };
+}
+
+export function toRecord(tenantId: string, ref: SessionRef, doc: SessionDocument): SessionRecord {
+  return Object.assign(recordHeader(tenantId, ref, doc), {
     conversationState: doc.conversationState,
     interruptedQueries: doc.interruptedQueries,
     recentInteractions: doc.recentInteractions,
     userPreferences: doc.userPreferences,
-  };
+  });
 }
 
 // The numeric header every document starts with (see SessionDocument): enough for a record without the context.
@@ -97,31 +107,21 @@ export function toRecordParsingContextLazily(tenantId: string, ref: SessionRef, 
   if (header === null) return toRecord(tenantId, ref, decodeDocument(text));
   let doc: SessionDocument | undefined;
   const context = () => (doc ??= decodeDocument(text));
-  const lastUpdated = Number(header[3]);
-  const ttlSeconds = Number(header[4]);
-  return {
-    id: Buffer.from(sessionKey(tenantId, ref.userId, ref.sessionId)).toString("base64url"),
-    tenantId,
-    userId: ref.userId,
-    sessionId: ref.sessionId,
-    version: Number(header[1]),
-    storedAt: new Date(Number(header[2])),
-    lastUpdated: new Date(lastUpdated),
-    ttlSeconds,
-    expiresAt: new Date(lastUpdated + ttlSeconds * 1000),
-    get conversationState() {
-      return context().conversationState;
+  const lazily = <K extends keyof SessionDocument>(field: K) => ({ get: () => context()[field], enumerable: true });
+  return Object.defineProperties(
+    recordHeader(tenantId, ref, {
+      version: Number(header[1]),
+      storedAt: Number(header[2]),
+      lastUpdated: Number(header[3]),
+      ttlSeconds: Number(header[4]),
+    }),
+    {
+      conversationState: lazily("conversationState"),
+      interruptedQueries: lazily("interruptedQueries"),
+      recentInteractions: lazily("recentInteractions"),
+      userPreferences: lazily("userPreferences"),
     },
-    get interruptedQueries() {
-      return context().interruptedQueries;
-    },
-    get recentInteractions() {
-      return context().recentInteractions;
-    },
-    get userPreferences() {
-      return context().userPreferences;
-    },
-  };
+  ) as SessionRecord;
 }
 
 /** The newest `cap` entries of a list (lists are appended in order, so the newest are at the end). */
