@@ -68,10 +68,11 @@ function recordHeader(
   tenantId: string,
   ref: SessionRef,
   header: Pick<SessionDocument, "version" | "storedAt" | "lastUpdated" | "ttlSeconds">,
+  key: string,
 ) {
   return {
     // The key is already unique per (tenant, user, session); base64url makes it opaque and URL-safe.
-    id: Buffer.from(sessionKey(tenantId, ref.userId, ref.sessionId)).toString("base64url"),
+    id: Buffer.from(key).toString("base64url"),
     tenantId,
     userId: ref.userId,
     sessionId: ref.sessionId,
@@ -84,8 +85,14 @@ function recordHeader(
   };
 }
 
-export function toRecord(tenantId: string, ref: SessionRef, doc: SessionDocument): SessionRecord {
-  return Object.assign(recordHeader(tenantId, ref, doc), {
+/** `key`: the session's key when the caller has it already (a read's MGET built it), else made here. */
+export function toRecord(
+  tenantId: string,
+  ref: SessionRef,
+  doc: SessionDocument,
+  key = sessionKey(tenantId, ref.userId, ref.sessionId),
+): SessionRecord {
+  return Object.assign(recordHeader(tenantId, ref, doc, key), {
     conversationState: doc.conversationState,
     interruptedQueries: doc.interruptedQueries,
     recentInteractions: doc.recentInteractions,
@@ -109,12 +116,17 @@ export function toRecordParsingContextLazily(tenantId: string, ref: SessionRef, 
   const context = () => (doc ??= decodeDocument(text));
   const lazily = <K extends keyof SessionDocument>(field: K) => ({ get: () => context()[field], enumerable: true });
   return Object.defineProperties(
-    recordHeader(tenantId, ref, {
-      version: Number(header[1]),
-      storedAt: Number(header[2]),
-      lastUpdated: Number(header[3]),
-      ttlSeconds: Number(header[4]),
-    }),
+    recordHeader(
+      tenantId,
+      ref,
+      {
+        version: Number(header[1]),
+        storedAt: Number(header[2]),
+        lastUpdated: Number(header[3]),
+        ttlSeconds: Number(header[4]),
+      },
+      sessionKey(tenantId, ref.userId, ref.sessionId),
+    ),
     {
       conversationState: lazily("conversationState"),
       interruptedQueries: lazily("interruptedQueries"),

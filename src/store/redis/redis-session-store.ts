@@ -77,7 +77,9 @@ export class RedisSessionStore implements SessionStore {
     if (refs.length === 0) return [];
     const keys = refs.map((ref) => sessionKey(tenantId, ref.userId, ref.sessionId));
     const values = await bounded(this.reads, this.reads.mget(keys)).catch(toStoreError("read"));
-    return values.map((value, i) => (value === null ? null : toRecord(tenantId, refs[i], decodeDocument(value))));
+    return values.map((value, i) =>
+      value === null ? null : toRecord(tenantId, refs[i], decodeDocument(value), keys[i]),
+    );
   }
 
   store(tenantId: string, ref: SessionRef, write: SessionWrite, limits: WriteLimits): Promise<SessionRecord> {
