@@ -223,8 +223,12 @@ export class PreparedOperationLane {
       }),
     );
     if (!concrete) return null;
-    const compiled = compileQuery(schema, document, operationName ?? undefined);
-    return isCompiledQuery(compiled) ? compiled : null;
+    try {
+      const compiled = compileQuery(schema, document, operationName ?? undefined);
+      return isCompiledQuery(compiled) ? compiled : null;
+    } catch {
+      return null; // a document graphql-jit cannot compile still runs, on graphql-js
+    }
   }
 
   /**
