@@ -41,6 +41,7 @@ export function createHttpApp(options: HttpAppOptions): Handler {
     maxAge: 600,
   });
   const jsonBody = bodyParser.json({ limit: options.maxBodyBytes });
+  const plainJsonBody = readJsonBody(options.maxBodyBytes);
 
   const graphql = (req: IncomingMessage & { body?: unknown }, res: ServerResponse): void => {
     const started = performance.now();
@@ -55,7 +56,7 @@ export function createHttpApp(options: HttpAppOptions): Handler {
     res.setHeader("x-request-id", requestId);
     req.headers["x-request-id"] = requestId; // the context factory reads the same id
     corsHandler(req, res, () => {
-      const parseBody = isPlainJsonPost(req) ? readJsonBody(options.maxBodyBytes) : jsonBody;
+      const parseBody = isPlainJsonPost(req) ? plainJsonBody : jsonBody;
       parseBody(req, res, (error?: BodyError) => {
         if (error) {
           const status = error.status ?? 400;
