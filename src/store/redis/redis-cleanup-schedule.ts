@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Result } from "ioredis";
 import type { CleanupSchedule, DueCleanup } from "../../cleanup/cleanup-schedule";
 import { CLEANUP_SCHEDULE_KEY, cleanupLeaseKey, settingsKey } from "../keys";
-import { bounded, type RedisClient } from "./redis-client";
+import type { RedisClient } from "./redis-client";
 import { toStoreError } from "./redis-errors";
 import { defineServerTime, redisNow } from "./redis-time";
 
@@ -40,50 +40,43 @@ export class RedisCleanupSchedule implements CleanupSchedule {
   }
 
   async due(now: number, limit: number): Promise<DueCleanup[]> {
-    const flat = await bounded(
-      this.redis,
-      this.redis.zrangebyscore(CLEANUP_SCHEDULE_KEY, "-inf", now, "WITHSCORES", "LIMIT", 0, limit),
-    ).catch(toStoreError("read"));
+    const flat = await this.redis
+      .zrangebyscore(CLEANUP_SCHEDULE_KEY, "-inf", now, "WITHSCORES", "LIMIT", 0, limit)
+      .catch(toStoreError("read"));
     const due: DueCleanup[] = [];
     for (let i = 0; i < flat.length; i += 2) due.push({ tenantId: flat[i], dueAt: Number(flat[i + 1]) });
     return due;
   }
 
   async claim(tenantId: string, dueAt: number, nextAt: number): Promise<boolean> {
-    const claimed = await bounded(
-      this.redis,
-      this.redis.claimCleanup(CLEANUP_SCHEDULE_KEY, tenantId, String(dueAt), String(nextAt)),
-    ).catch(toStoreError("write"));
+    const claimed = await this.redis
+      .claimCleanup(CLEANUP_SCHEDULE_KEY, tenantId, String(dueAt), String(nextAt))
+      .catch(toStoreError("write"));
     return claimed === 1;
   }
 
   async reschedule(tenantId: string, at: number): Promise<void> {
-    await bounded(this.redis, this.redis.zadd(CLEANUP_SCHEDULE_KEY, at, tenantId)).catch(toStoreError("write"));
+    await this.redis.zadd(CLEANUP_SCHEDULE_KEY, at, tenantId).catch(toStoreError("write"));
   }
 
   async nextRun(tenantId: string): Promise<number | null> {
-    const score = await bounded(this.redis, this.redis.zscore(CLEANUP_SCHEDULE_KEY, tenantId)).catch(
-      toStoreError("read"),
-    );
+    const score = await this.redis.zscore(CLEANUP_SCHEDULE_KEY, tenantId).catch(toStoreError("read"));
     return score === null ? null : Number(score);
   }
 
   async acquireLease(tenantId: string, ttlMs: number): Promise<string | null> {
     const token = randomUUID();
-    const ok = await bounded(this.redis, this.redis.set(cleanupLeaseKey(tenantId), token, "PX", ttlMs, "NX")).catch(
-      toStoreError("write"),
-    );
+    const ok = await this.redis.set(cleanupLeaseKey(tenantId), token, "PX", ttlMs, "NX").catch(toStoreError("write"));
     return ok === "OK" ? token : null;
   }
 
   async releaseLease(tenantId: string, token: string): Promise<void> {
-    await bounded(this.redis, this.redis.releaseLease(cleanupLeaseKey(tenantId), token)).catch(toStoreError("write"));
+    await this.redis.releaseLease(cleanupLeaseKey(tenantId), token).catch(toStoreError("write"));
   }
 
   async recordRun(tenantId: string, at: number, purged: number): Promise<void> {
-    await bounded(
-      this.redis,
-      this.redis.hset(settingsKey(tenantId), { lastCleanupAt: String(at), lastCleanupPurged: String(purged) }),
-    ).catch(toStoreError("write"));
+    await this.redis
+      .hset(settingsKey(tenantId), { lastCleanupAt: String(at), lastCleanupPurged: String(purged) })
+      .catch(toStoreError("write"));
   }
 }

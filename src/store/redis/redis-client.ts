@@ -132,21 +132,22 @@ export function createReadConnection(client: RedisClient, logger: Logger): Redis
   return reads;
 }
 
-/** What a call rejects with when `bounded` gives up on it: the command was sent, or is queued and may still be. */
-export const QUEUED_COMMAND_TIMED_OUT = "Command timed out (counted from when it was issued; it may still be sent)";
-
 /**
  * Bounds one call on `redis` by the command timeout, counted from now. With auto-pipelining ioredis arms its own
  * timeout only when it writes the command, which can be up to one command timeout after the call (one pipeline in
- * flight per connection: autoPipelining.js); without auto-pipelining the call is returned as it is. A write that
- * fails here may still be applied: it may be waiting in the next pipeline, which ioredis sends when the previous one
- * is done. ioredis never sends it twice, and its own timeout still rejects it (unobserved) once written.
+ * flight per connection: autoPipelining.js); without auto-pipelining the call is returned as it is. Only the read
+ * connection auto-pipelines (createReadConnection), so only reads are bounded here: a read that gives up may still
+ * be sent when the previous pipeline is done, and its answer is then dropped.
  */
 export function bounded<T>(redis: RedisClient, call: Promise<T>): Promise<T> {
-  const timeoutMs = redis.options.enableAutoPipelining ? commandTimeoutOf(redis) : undefined;
+  const timeoutMs =
+    redis instanceof Cluster || !redis.options.enableAutoPipelining ? undefined : redis.options.commandTimeout;
   if (timeoutMs === undefined) return call;
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(QUEUED_COMMAND_TIMED_OUT)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error("Command timed out (counted from when it was issued; it may still be sent)")),
+      timeoutMs,
+    );
     call.then(
       (value) => {
         clearTimeout(timer);
@@ -158,10 +159,6 @@ export function bounded<T>(redis: RedisClient, call: Promise<T>): Promise<T> {
       },
     );
   });
-}
-
-function commandTimeoutOf(redis: RedisClient): number | undefined {
-  return redis instanceof Cluster ? redis.options.redisOptions?.commandTimeout : redis.options.commandTimeout;
 }
 
 function logEvents(client: RedisClient, logger: Logger): void {

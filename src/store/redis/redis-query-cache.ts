@@ -1,5 +1,5 @@
 import type { KeyValueCache, KeyValueCacheSetOptions } from "@apollo/utils.keyvaluecache";
-import { bounded, type RedisClient } from "./redis-client";
+import type { RedisClient } from "./redis-client";
 
 /** Apollo prefixes persisted-query keys with `apq:`; ours land at `scs:apq:<sha256>`: they belong to no tenant. */
 const PREFIX = "scs:";
@@ -14,7 +14,7 @@ export class RedisQueryCache implements KeyValueCache<string> {
 
   async get(key: string): Promise<string | undefined> {
     try {
-      return (await bounded(this.redis, this.redis.get(PREFIX + key))) ?? undefined;
+      return (await this.redis.get(PREFIX + key)) ?? undefined;
     } catch {
       return undefined;
     }
@@ -22,10 +22,8 @@ export class RedisQueryCache implements KeyValueCache<string> {
 
   async set(key: string, value: string, options?: KeyValueCacheSetOptions): Promise<void> {
     try {
-      const set = options?.ttl
-        ? this.redis.set(PREFIX + key, value, "EX", Math.ceil(options.ttl))
-        : this.redis.set(PREFIX + key, value);
-      await bounded(this.redis, set);
+      if (options?.ttl) await this.redis.set(PREFIX + key, value, "EX", Math.ceil(options.ttl));
+      else await this.redis.set(PREFIX + key, value);
     } catch {
       // a miss next time: the client resends the query
     }
@@ -33,7 +31,7 @@ export class RedisQueryCache implements KeyValueCache<string> {
 
   async delete(key: string): Promise<boolean | void> {
     try {
-      return (await bounded(this.redis, this.redis.del(PREFIX + key))) === 1;
+      return (await this.redis.del(PREFIX + key)) === 1;
     } catch {
       return false;
     }

@@ -99,7 +99,7 @@ export class RedisSessionStore implements SessionStore {
     const index = userIndexKey(tenantId, userId);
     let deleted = 0;
     for (;;) {
-      const members = await bounded(this.redis, this.redis.zrange(index, 0, BATCH - 1)).catch(toStoreError("write"));
+      const members = await this.redis.zrange(index, 0, BATCH - 1).catch(toStoreError("write"));
       if (members.length === 0) return deleted;
       deleted += (await this.deleteBatch(tenantId, "any", 0, members))[0];
     }
@@ -111,9 +111,8 @@ export class RedisSessionStore implements SessionStore {
     first: number,
     after?: PageCursor,
   ): Promise<SessionIndexPage> {
-    const reply = await bounded(
-      this.redis,
-      this.redis.userSessionsPage(
+    const reply = await this.redis
+      .userSessionsPage(
         userIndexKey(tenantId, userId),
         userExpiryKey(tenantId, userId),
         activityIndexKey(tenantId),
@@ -122,8 +121,8 @@ export class RedisSessionStore implements SessionStore {
         after ? String(after.lastUpdated) : "",
         String(EXPIRED_ENTRIES_PER_LISTING),
         userSessionKeyPrefix(tenantId, userId),
-      ),
-    ).catch(toStoreError("read"));
+      )
+      .catch(toStoreError("read"));
     const totalCount = Number(reply[0]); // reply[1] (ties) only sized the read
     const entries: (PageCursor & { record: SessionRecord | null })[] = [];
     for (let i = 2; i < reply.length; i += 3) {
@@ -163,7 +162,7 @@ export class RedisSessionStore implements SessionStore {
   ): Promise<number> {
     let deleted = 0;
     for (;;) {
-      const members = await bounded(this.redis, candidates()).catch(toStoreError("write"));
+      const members = await candidates().catch(toStoreError("write"));
       if (members.length === 0) return deleted;
       const [removed, dropped] = await this.deleteBatch(tenantId, mode, cutoff, members);
       deleted += removed;
@@ -187,9 +186,9 @@ export class RedisSessionStore implements SessionStore {
         userExpiryKey(tenantId, ref.userId),
       );
     }
-    return bounded(this.redis, this.redis.deleteSessions(keys.length, ...keys, mode, String(cutoff), ...members)).catch(
-      toStoreError("write"),
-    );
+    return this.redis
+      .deleteSessions(keys.length, ...keys, mode, String(cutoff), ...members)
+      .catch(toStoreError("write"));
   }
 
   /**
@@ -198,8 +197,8 @@ export class RedisSessionStore implements SessionStore {
    */
   private async scheduleFirstCleanup(tenantId: string, at: number): Promise<void> {
     try {
-      await bounded(this.redis, this.redis.zadd(CLEANUP_SCHEDULE_KEY, "NX", at, tenantId));
-      await bounded(this.redis, this.redis.hset(settingsKey(tenantId), "scheduled", "1"));
+      await this.redis.zadd(CLEANUP_SCHEDULE_KEY, "NX", at, tenantId);
+      await this.redis.hset(settingsKey(tenantId), "scheduled", "1");
     } catch {
       // The session write itself succeeded; only the schedule entry is retried by the next write.
     }
@@ -229,9 +228,8 @@ export class RedisSessionStore implements SessionStore {
     const recent = write.recentInteractions ?? fallback?.list;
     const json = (value: unknown) => (value === undefined ? "" : JSON.stringify(value));
 
-    const [status, value, scheduleNeeded, interval] = await bounded(
-      this.redis,
-      this.redis.writeSession(
+    const [status, value, scheduleNeeded, interval] = await this.redis
+      .writeSession(
         sessionKey(tenantId, ref.userId, ref.sessionId),
         settingsKey(tenantId),
         activityIndexKey(tenantId),
@@ -253,8 +251,8 @@ export class RedisSessionStore implements SessionStore {
         String(limits.maxRecentInteractions),
         indexMember(ref.userId, ref.sessionId),
         String(DEFAULT_TENANT_SETTINGS.cleanupIntervalSeconds),
-      ),
-    ).catch(toStoreError("write"));
+      )
+      .catch(toStoreError("write"));
 
     switch (status) {
       case "OK": {

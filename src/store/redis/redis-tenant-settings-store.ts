@@ -6,7 +6,7 @@ import {
 } from "../../tenants/tenant-settings";
 import type { TenantSettingsStore } from "../../tenants/tenant-settings-store";
 import { CLEANUP_SCHEDULE_KEY, settingsKey } from "../keys";
-import { bounded, type RedisClient } from "./redis-client";
+import type { RedisClient } from "./redis-client";
 import { toStoreError } from "./redis-errors";
 import { defineServerTime, redisNow } from "./redis-time";
 
@@ -21,10 +21,10 @@ export class RedisTenantSettingsStore implements TenantSettingsStore {
   }
 
   async get(tenantId: string): Promise<TenantSettingsRecord> {
-    const [hash, next] = await bounded(
-      this.redis,
-      Promise.all([this.redis.hgetall(settingsKey(tenantId)), this.redis.zscore(CLEANUP_SCHEDULE_KEY, tenantId)]),
-    ).catch(toStoreError("read"));
+    const [hash, next] = await Promise.all([
+      this.redis.hgetall(settingsKey(tenantId)),
+      this.redis.zscore(CLEANUP_SCHEDULE_KEY, tenantId),
+    ]).catch(toStoreError("read"));
     const values = { ...DEFAULT_TENANT_SETTINGS };
     for (const name of SETTING_NAMES) if (hash[name] !== undefined) values[name] = Number(hash[name]);
     return {
@@ -40,23 +40,20 @@ export class RedisTenantSettingsStore implements TenantSettingsStore {
     const fields: Record<string, string> = {};
     for (const name of SETTING_NAMES) if (patch[name] !== undefined) fields[name] = String(patch[name]);
     if (Object.keys(fields).length > 0)
-      await bounded(this.redis, this.redis.hset(settingsKey(tenantId), fields)).catch(toStoreError("write"));
+      await this.redis.hset(settingsKey(tenantId), fields).catch(toStoreError("write"));
 
     // A changed interval counts from now; a tenant not yet scheduled gets its first run one interval from now.
     const interval =
       patch.cleanupIntervalSeconds ??
       Number(
-        (await bounded(this.redis, this.redis.hget(settingsKey(tenantId), "cleanupIntervalSeconds")).catch(
-          toStoreError("read"),
-        )) ?? DEFAULT_TENANT_SETTINGS.cleanupIntervalSeconds,
+        (await this.redis.hget(settingsKey(tenantId), "cleanupIntervalSeconds").catch(toStoreError("read"))) ??
+          DEFAULT_TENANT_SETTINGS.cleanupIntervalSeconds,
       );
     // A schedule time: read on the schedule's clock (see RedisCleanupSchedule.now).
     const at = (await redisNow(this.redis, CLEANUP_SCHEDULE_KEY)) + interval * 1000;
     const mode = patch.cleanupIntervalSeconds !== undefined ? [] : (["NX"] as const);
-    await bounded(this.redis, this.redis.zadd(CLEANUP_SCHEDULE_KEY, ...mode, at, tenantId)).catch(
-      toStoreError("write"),
-    );
-    await bounded(this.redis, this.redis.hset(settingsKey(tenantId), "scheduled", "1")).catch(toStoreError("write"));
+    await this.redis.zadd(CLEANUP_SCHEDULE_KEY, ...mode, at, tenantId).catch(toStoreError("write"));
+    await this.redis.hset(settingsKey(tenantId), "scheduled", "1").catch(toStoreError("write"));
     return this.get(tenantId);
   }
 }

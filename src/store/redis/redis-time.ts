@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Result } from "ioredis";
-import { bounded, type RedisClient } from "./redis-client";
+import type { RedisClient } from "./redis-client";
 import { toStoreError } from "./redis-errors";
 
 declare module "ioredis" {
@@ -25,6 +25,6 @@ export function defineServerTime(redis: RedisClient): void {
  * `lastUpdated` stamps (their clock is that node's); pass the cleanup schedule key for schedule times.
  */
 export async function redisNow(redis: RedisClient, routingKey: string): Promise<number> {
-  const [seconds, micros] = await bounded(redis, redis.serverTime(routingKey)).catch(toStoreError("read"));
+  const [seconds, micros] = await redis.serverTime(routingKey).catch(toStoreError("read"));
   return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
 }
