@@ -23,9 +23,11 @@ export interface CleanupSchedulerOptions {
  * neither skips nor repeats a run, and any number of replicas may run this: a run happens on the replica that
  * atomically moves its due time forward (claim), and a per-tenant lease keeps two runs from overlapping.
  *
- * Cadence: the next run is due one interval after the one just claimed. After downtime longer than an interval,
- * the missed runs collapse into one run now and the cadence restarts from now (a purge is idempotent, so
- * running it several times back to back would only repeat the same work).
+ * Cadence: runs stay on the tenant's grid — due times one interval apart, counted from its first run. The next run
+ * is due one interval after the one just claimed; when the run was claimed more than an interval late (every
+ * replica down, or busy, for longer than an interval), the grid points that passed meanwhile collapse into this one
+ * run and the next is the first grid point still ahead (a purge is idempotent, so running it several times back
+ * to back would only repeat the same work).
  */
 export class CleanupScheduler {
   private timer: NodeJS.Timeout | undefined;
@@ -58,7 +60,7 @@ export class CleanupScheduler {
       if (this.stopRequested) break;
       const tenant = await settings.get(tenantId);
       const interval = tenant.cleanupIntervalSeconds * 1000;
-      const nextAt = dueAt + interval > now ? dueAt + interval : now + interval;
+      const nextAt = dueAt + (Math.floor((now - dueAt) / interval) + 1) * interval;
       const lease = await schedule.acquireLease(tenantId, this.options.leaseMs ?? 600_000);
       if (lease === null) continue; // a run of this tenant is still going elsewhere; try again next tick
       try {
@@ -68,7 +70,15 @@ export class CleanupScheduler {
         await schedule.recordRun(tenantId, now, purged);
         ran++;
         logger.info(
-          { event: "cleanup.run", tenantId, dueAt, nextAt, purged, durationMs: performance.now() - started },
+          {
+            event: "cleanup.run",
+            tenantId,
+            dueAt,
+            claimedAt: now,
+            nextAt,
+            purged,
+            durationMs: performance.now() - started,
+          },
           "scheduled cleanup ran",
         );
       } finally {

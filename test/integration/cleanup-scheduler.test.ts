@@ -5,12 +5,15 @@ import { removeBuild, startServerProcess, type LogLine, type ServerProcess } fro
 /**
  * The scheduled cleanup with several replicas: real server processes against one real Redis. Each tenant's run
  * happens once per interval, on one replica, never two at a time, and a restart of every replica keeps the
- * cadence because the schedule lives in Redis.
+ * cadence because the schedule lives in Redis: due times stay on the tenant's grid. How long the restart takes
+ * depends on the machine; when it takes longer than an interval, the grid points missed meanwhile collapse into
+ * the first run after it — which is what the test checks, rather than a restart faster than one interval.
  */
 const INTERVAL_MS = 2000;
 
 interface Run {
   dueAt: number;
+  claimedAt: number;
   purged: number;
   start: number;
   end: number;
@@ -46,6 +49,7 @@ describe("scheduled orphan cleanup across replicas", () => {
             const end = Date.parse(String(line.time));
             return {
               dueAt: Number(line.dueAt),
+              claimedAt: Number(line.claimedAt),
               purged: Number(line.purged),
               end,
               start: end - Number(line.durationMs),
@@ -105,8 +109,15 @@ describe("scheduled orphan cleanup across replicas", () => {
     const dueTimes = runs.map((r) => r.dueAt);
     expect(new Set(dueTimes).size).toBe(dueTimes.length); // no run twice
     for (let i = 1; i < runs.length; i++) {
-      expect(runs[i].dueAt - runs[i - 1].dueAt).toBe(INTERVAL_MS); // none skipped, cadence kept through the restart
-      expect(runs[i].start).toBeGreaterThanOrEqual(runs[i - 1].end); // never two at a time
+      const [previous, run] = [runs[i - 1], runs[i]];
+      // On the grid of the first run, through the restart: the schedule was kept, not started again.
+      expect((run.dueAt - runs[0].dueAt) % INTERVAL_MS).toBe(0);
+      // A grid point without its own run had already passed when the previous run was claimed: it collapsed
+      // into that run. Any other gap would be a skipped run.
+      for (let missed = previous.dueAt + INTERVAL_MS; missed < run.dueAt; missed += INTERVAL_MS) {
+        expect(missed).toBeLessThanOrEqual(previous.claimedAt);
+      }
+      expect(run.start).toBeGreaterThanOrEqual(previous.end); // never two at a time
     }
     expect(runs.reduce((sum, r) => sum + r.purged, 0)).toBe(1); // the one orphan, deleted once
 
