@@ -11,7 +11,7 @@ export async function printPublishedSchema(): Promise<string> {
   const backend = createMemoryBackend();
   try {
     const schema = await buildSessionSchema({
-      sessions: new SessionService({ maxTtlSeconds: 1, maxContextBytes: 1 }),
+      sessionService: new SessionService({ maxTtlSeconds: 1, maxContextBytes: 1 }),
       backend,
       settingsBounds: { maxTtlSeconds: 1, cleanupMinIntervalSeconds: 1 },
     });

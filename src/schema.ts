@@ -15,7 +15,7 @@ import type { SessionRecord } from "./sessions/session-record";
 import type { SessionService } from "./sessions/session.service";
 
 export interface SchemaDeps {
-  sessions: SessionService;
+  sessionService: SessionService;
   backend: Backend;
   settingsBounds: SettingsBounds;
 }
@@ -34,8 +34,8 @@ const FEDERATION_LINK = `
  */
 export async function buildSessionSchema(deps: SchemaDeps): Promise<GraphQLSchema> {
   const resolvers = new Map<unknown, unknown>([
-    [SessionContextResolver, new SessionContextResolver(deps.sessions)],
-    [SessionListResolver, new SessionListResolver(deps.sessions)],
+    [SessionContextResolver, new SessionContextResolver(deps.sessionService)],
+    [SessionListResolver, new SessionListResolver(deps.sessionService)],
     [TenantSettingsResolver, new TenantSettingsResolver(deps.backend.settings, deps.settingsBounds)],
     [OrphanCleanupResolver, new OrphanCleanupResolver(deps.backend.settings, deps.settingsBounds.maxTtlSeconds)],
   ]);
@@ -56,7 +56,7 @@ export async function buildSessionSchema(deps: SchemaDeps): Promise<GraphQLSchem
       representation: Record<string, unknown>,
       ctx: RequestContext,
     ): Promise<SessionRecord | null> =>
-      deps.sessions.read(ctx, representation.sessionId, representation.userId, "representations."),
+      deps.sessionService.read(ctx, representation.sessionId, representation.userId, "representations."),
   };
 
   return buildSubgraphSchema([

@@ -1,26 +1,29 @@
 import { createServer as createHttpServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { ApolloServer } from "@apollo/server";
-import { unwrapResolverError } from "@apollo/server/errors";
 import {
   ApolloServerPluginCacheControlDisabled,
   ApolloServerPluginLandingPageDisabled,
 } from "@apollo/server/plugin/disabled";
 import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
 import { ApolloServerPluginLandingPageLocalDefault } from "@apollo/server/plugin/landingPage/default";
-import type { GraphQLFormattedError } from "graphql";
 import type { Logger } from "pino";
 import type { Authenticator } from "./auth/authenticator";
 import type { Config } from "./config";
 import { createContextFactory } from "./context/context-factory";
 import type { RequestContext } from "./context/request-context";
-import { ErrorCode } from "./errors/error-code";
+import { ExecutionSeamPlugin } from "./execution/apollo/execution-seam.plugin";
+import { ExecutionSeam } from "./execution/execution-seam";
+import { createErrorFormatter } from "./execution/format-error";
+import type { OperationRule } from "./execution/operation-rule";
+import { PreparedOperationCache } from "./execution/prepared/prepared-operation-cache";
+import { PreparedOperationLane } from "./execution/prepared/prepared-operation-lane";
+import { documentLimitRules } from "./execution/rules/document-limits";
+import { OperationRecorder } from "./execution/rules/operation-recorder";
+import { SessionReadLimit } from "./execution/rules/session-read-limit";
+import { timeRootFields } from "./execution/time-root-fields";
 import { createHttpApp } from "./http/http-app";
-import { PreparedOperationLane } from "./http/prepared-operation-lane";
 import { Metrics } from "./metrics/metrics";
-import { documentLimitRules } from "./plugins/document-limits";
-import { LatencyPlugin, OperationRecorder, timeRootFields } from "./plugins/latency.plugin";
-import { SessionReadLimitPlugin } from "./plugins/session-read-limit.plugin";
 import { buildSessionSchema } from "./schema";
 import { MAX_SESSION_READS_PER_REQUEST } from "./sessions/session-loader";
 import type { Backend } from "./store/backend";
@@ -31,6 +34,8 @@ export interface ServerDeps {
   logger: Logger;
   backend: Backend;
   authenticator: Authenticator;
+  /** Rules run after the server's own on every path (tests observe operations with one). */
+  extraRules?: readonly OperationRule[];
 }
 
 export interface SessionContextServer {
@@ -47,12 +52,12 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
   const { config, logger, backend } = deps;
   const store = backend.sessions;
   const metrics = new Metrics();
-  const sessions = new SessionService({
+  const sessionService = new SessionService({
     maxTtlSeconds: config.maxTtlSeconds,
     maxContextBytes: config.maxContextBytes,
   });
   const schema = await buildSessionSchema({
-    sessions,
+    sessionService,
     backend,
     settingsBounds: {
       maxTtlSeconds: config.maxTtlSeconds,
@@ -61,18 +66,19 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
   });
   timeRootFields(schema, metrics);
   const httpServer = createHttpServer();
-  const recorder = new OperationRecorder({ metrics, logger, slowOperationMs: config.slowOperationMs });
   const includeStacktrace = !config.production;
-  const formatErrorForClient = (formatted: GraphQLFormattedError, error: unknown) =>
-    formatError(formatted, error, logger, config.production);
-  const lane = new PreparedOperationLane({
-    schema,
-    recorder,
-    metrics,
-    formatError: formatErrorForClient,
+  const seam = new ExecutionSeam({
+    rules: [
+      SessionReadLimit({ maxReads: MAX_SESSION_READS_PER_REQUEST }),
+      new OperationRecorder({ metrics, logger, slowOperationMs: config.slowOperationMs }),
+      ...(deps.extraRules ?? []),
+    ],
+    validationRules: documentLimitRules(),
+    formatError: createErrorFormatter(logger, config.production),
     includeStacktrace,
-    maxSessionReads: MAX_SESSION_READS_PER_REQUEST,
   });
+  const prepared = new PreparedOperationCache();
+  const lane = new PreparedOperationLane({ schema, seam, prepared, metrics });
 
   const apollo = new ApolloServer<RequestContext>({
     schema,
@@ -82,8 +88,8 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
     // main.ts owns SIGTERM/SIGINT: it stops the scheduler and closes Redis too. Apollo's own handlers would race it.
     stopOnTerminationSignals: false,
     hideSchemaDetailsFromClientErrors: config.production,
-    formatError: formatErrorForClient,
-    validationRules: documentLimitRules(),
+    formatError: seam.formatError,
+    validationRules: [...seam.validationRules],
     // Persisted-query hashes live in the same Redis as the sessions (in memory with the embedded store).
     persistedQueries: { cache: backend.queryCache, ttl: 86_400 },
     plugins: [
@@ -92,9 +98,8 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
       ApolloServerPluginCacheControlDisabled(),
       // Apollo Sandbox in development only; production serves no landing page at all.
       config.production ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault(),
-      SessionReadLimitPlugin({ maxReads: MAX_SESSION_READS_PER_REQUEST }),
-      LatencyPlugin(recorder),
-      lane.plugin,
+      ExecutionSeamPlugin(seam),
+      prepared.plugin,
     ],
   });
   await apollo.start();
@@ -127,34 +132,5 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
         });
       }),
     stop: () => apollo.stop(),
-  };
-}
-
-// graphql-js names the offending input in the message of a variable it could not coerce:
-// `Variable "$input" got invalid value [1] at "input.conversationState"; Expected type "JSONObject". …`
-const INVALID_VARIABLE = /^Variable "\$([^"]+)" got invalid value [\s\S]*?(?: at "([^"]+)")?; /;
-
-/**
- * Errors with one of our codes pass through; a variable graphql-js refused gets `extensions.field` like our own
- * BAD_USER_INPUT errors. Anything else is a bug or an unexpected failure: it is logged with its stack here and,
- * in production, reaches the client only as "Internal server error".
- */
-function formatError(
-  formatted: GraphQLFormattedError,
-  error: unknown,
-  logger: Logger,
-  production: boolean,
-): GraphQLFormattedError {
-  if (formatted.extensions?.code === ErrorCode.BAD_USER_INPUT && formatted.extensions.field === undefined) {
-    const match = INVALID_VARIABLE.exec(formatted.message);
-    if (match) return { ...formatted, extensions: { ...formatted.extensions, field: match[2] ?? match[1] } };
-  }
-  if (formatted.extensions?.code !== ErrorCode.INTERNAL_SERVER_ERROR) return formatted;
-  logger.error({ err: unwrapResolverError(error), path: formatted.path }, "internal error");
-  if (!production) return formatted;
-  return {
-    message: "Internal server error",
-    path: formatted.path,
-    extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
   };
 }

@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { Kind, parse, type OperationDefinitionNode } from "graphql";
 import type { Authenticator } from "../auth/authenticator";
@@ -11,6 +10,8 @@ import { RequestContext } from "./request-context";
 /** What the HTTP layer hands the factory for one request. */
 export interface ContextInput {
   req: IncomingMessage;
+  /** The id the HTTP layer gave the request, also sent back as `x-request-id`. */
+  requestId: string;
   /** The GraphQL request as sent: the POST body, or the GET query parameters. */
   graphqlRequest: { query?: unknown; operationName?: unknown };
 }
@@ -21,23 +22,13 @@ export interface ContextFactoryDeps {
   metrics: Metrics;
 }
 
-// A request id a client sends is echoed only when it is short and printable, so it is safe in logs and headers.
-const SAFE_REQUEST_ID = /^[\w.:@-]{1,128}$/;
-
-/** The id for this request: the caller's `x-request-id` when usable, else a new one. */
-export function requestIdOf(req: IncomingMessage): string {
-  const given = req.headers["x-request-id"];
-  return typeof given === "string" && SAFE_REQUEST_ID.test(given) ? given : randomUUID();
-}
-
 /**
  * Builds the GraphQL context: identity is established here, before any resolver runs. Missing or invalid
  * credentials fail the whole request with UNAUTHENTICATED (HTTP 401); the one exception is an operation that
  * asks only for `_service` (the published SDL), which a federation router fetches without an identity.
  */
 export function createContextFactory(deps: ContextFactoryDeps) {
-  return async ({ req, graphqlRequest }: ContextInput): Promise<RequestContext> => {
-    const requestId = requestIdOf(req);
+  return async ({ req, requestId, graphqlRequest }: ContextInput): Promise<RequestContext> => {
     const store = new TimedSessionStore(deps.store, deps.metrics);
     try {
       return new RequestContext(requestId, await deps.authenticator.authenticate(req.headers), store);

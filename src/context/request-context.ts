@@ -8,7 +8,7 @@ import type { TimedSessionStore } from "../store/timed-session-store";
  * loaders. Created by the context factory for each request and dropped with it; nothing here outlives the request.
  */
 export class RequestContext {
-  private sessionLoader: SessionLoader | undefined;
+  private loader: SessionLoader | undefined;
 
   constructor(
     readonly requestId: string,
@@ -27,8 +27,9 @@ export class RequestContext {
     return this.identity?.tenantId;
   }
 
-  get sessions(): SessionLoader {
-    this.sessionLoader ??= createSessionLoader(this.store, this.caller.tenantId);
-    return this.sessionLoader;
+  /** The request's batching loader of the caller's tenant's sessions (one MGET per tick). */
+  get sessionLoader(): SessionLoader {
+    this.loader ??= createSessionLoader(this.store, this.caller.tenantId);
+    return this.loader;
   }
 }

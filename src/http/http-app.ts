@@ -4,11 +4,12 @@ import bodyParser from "body-parser";
 import cors from "cors";
 import type { Logger } from "pino";
 import type { ContextInput } from "../context/context-factory";
-import { requestIdOf } from "../context/context-factory";
 import type { RequestContext } from "../context/request-context";
 import type { Metrics } from "../metrics/metrics";
+import { ErrorCode } from "../errors/error-code";
+import type { PreparedOperationLane } from "../execution/prepared/prepared-operation-lane";
 import type { SessionStore } from "../sessions/session-store";
-import type { PreparedOperationLane } from "./prepared-operation-lane";
+import { requestIdOf } from "./request-id";
 
 export interface HttpAppOptions {
   apollo: ApolloServer<RequestContext>;
@@ -54,7 +55,6 @@ export function createHttpApp(options: HttpAppOptions): Handler {
     res.once("close", () => options.metrics.inFlight.dec());
     const requestId = requestIdOf(req);
     res.setHeader("x-request-id", requestId);
-    req.headers["x-request-id"] = requestId; // the context factory reads the same id
     corsHandler(req, res, () => {
       const parseBody = isPlainJsonPost(req) ? plainJsonBody : jsonBody;
       parseBody(req, res, (error?: BodyError) => {
@@ -65,7 +65,7 @@ export function createHttpApp(options: HttpAppOptions): Handler {
               ? `request body is larger than ${options.maxBodyBytes} bytes`
               : `request body is not valid JSON: ${error.message ?? "parse error"}`;
           res.setHeader("server-timing", serverTiming());
-          sendJson(res, status, { errors: [{ message, extensions: { code: "BAD_REQUEST" } }] });
+          sendJson(res, status, { errors: [{ message, extensions: { code: ErrorCode.BAD_REQUEST } }] });
           return;
         }
         // Parsed only where it is read: a GET's parameters, and the search Apollo is handed.
@@ -74,7 +74,7 @@ export function createHttpApp(options: HttpAppOptions): Handler {
         const graphqlRequest = params
           ? { query: params.get("query") ?? undefined, operationName: params.get("operationName") }
           : ((req.body ?? {}) as ContextInput["graphqlRequest"]);
-        const createContext = async () => (context = await options.context({ req, graphqlRequest }));
+        const createContext = async () => (context = await options.context({ req, requestId, graphqlRequest }));
         const fromLane =
           options.lane !== undefined && req.method === "POST" && req.body !== undefined
             ? options.lane.run(req.body, req.headers, createContext)
@@ -115,7 +115,7 @@ export function createHttpApp(options: HttpAppOptions): Handler {
             logger.error({ err, requestId }, "request failed outside GraphQL execution");
             if (!res.headersSent)
               sendJson(res, 500, {
-                errors: [{ message: "Internal server error", extensions: { code: "INTERNAL_SERVER_ERROR" } }],
+                errors: [{ message: "Internal server error", extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } }],
               });
             else res.end();
           });

@@ -8,11 +8,11 @@ import type { SessionService } from "./session.service";
 
 @Resolver(() => SessionContext)
 export class SessionContextResolver {
-  constructor(private readonly sessions: SessionService) {}
+  constructor(private readonly sessionService: SessionService) {}
 
   @Query(() => SessionContext, { nullable: true, description: "null when absent or expired." })
   sessionContext(@Args() ref: SessionRefArgs, @Ctx() ctx: RequestContext): Promise<SessionRecord | null> {
-    return this.sessions.read(ctx, ref.sessionId, ref.userId);
+    return this.sessionService.read(ctx, ref.sessionId, ref.userId);
   }
 
   @Mutation(() => SessionContext, { description: "Replaces the whole context; omitted fields become empty." })
@@ -20,7 +20,7 @@ export class SessionContextResolver {
     @Arg("input", () => SessionContextInput) input: SessionContextInput,
     @Ctx() ctx: RequestContext,
   ): Promise<SessionRecord> {
-    return this.sessions.store(ctx, input);
+    return this.sessionService.store(ctx, input);
   }
 
   @Mutation(() => SessionContext, {
@@ -30,6 +30,6 @@ export class SessionContextResolver {
     @Arg("input", () => SessionContextInput) input: SessionContextInput,
     @Ctx() ctx: RequestContext,
   ): Promise<SessionRecord> {
-    return this.sessions.merge(ctx, input);
+    return this.sessionService.merge(ctx, input);
   }
 }

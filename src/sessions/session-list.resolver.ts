@@ -7,11 +7,11 @@ import { UserSessionsArgs } from "./user-sessions.args";
 /** Resume and erasure: a user's sessions as a list, and deleting them. */
 @Resolver()
 export class SessionListResolver {
-  constructor(private readonly sessions: SessionService) {}
+  constructor(private readonly sessionService: SessionService) {}
 
   @Query(() => SessionContextConnection, { description: "A user's sessions, newest last write first." })
   userSessions(@Args() args: UserSessionsArgs, @Ctx() ctx: RequestContext) {
-    return this.sessions.list(ctx, args);
+    return this.sessionService.list(ctx, args);
   }
 
   @Mutation(() => Boolean, { description: "Deletes one session; true when it existed." })
@@ -20,7 +20,7 @@ export class SessionListResolver {
     @Arg("userId", () => ID, { nullable: true }) userId: string | null | undefined,
     @Ctx() ctx: RequestContext,
   ): Promise<boolean> {
-    return this.sessions.delete(ctx, sessionId, userId);
+    return this.sessionService.delete(ctx, sessionId, userId);
   }
 
   @Mutation(() => Int, { description: "Erasure: deletes every session of the user; returns how many there were." })
@@ -28,6 +28,6 @@ export class SessionListResolver {
     @Arg("userId", () => ID, { nullable: true }) userId: string | null | undefined,
     @Ctx() ctx: RequestContext,
   ): Promise<number> {
-    return this.sessions.deleteUser(ctx, userId);
+    return this.sessionService.deleteUser(ctx, userId);
   }
 }

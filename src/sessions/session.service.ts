@@ -28,7 +28,7 @@ export class SessionService {
     assertValidId(sessionId, `${fieldPrefix}sessionId`);
     // actingFor validates a given userId (whatever its type) before comparing it with the caller.
     const actingFor = ctx.caller.actingFor(userId as string | null | undefined, `${fieldPrefix}userId`);
-    return ctx.sessions.load({ userId: actingFor, sessionId });
+    return ctx.sessionLoader.load({ userId: actingFor, sessionId });
   }
 
   /** Replaces the whole context. */
@@ -51,7 +51,7 @@ export class SessionService {
     const write = this.toWrite(input);
     const ref = { userId, sessionId: input.sessionId };
     const record = await ctx.store[mode](ctx.caller.tenantId, ref, write, this.limits());
-    primeSession(ctx.sessions, record);
+    primeSession(ctx.sessionLoader, record);
     return record;
   }
 
@@ -66,7 +66,7 @@ export class SessionService {
     const edges = page.entries.flatMap(({ cursor, record }) => {
       // A session that expired between the index read and the session read is left out of the page.
       if (record === null) return [];
-      primeSession(ctx.sessions, record);
+      primeSession(ctx.sessionLoader, record);
       return [{ cursor: encodeCursor(cursor), node: record }];
     });
     const last = page.entries.at(-1);
@@ -82,7 +82,7 @@ export class SessionService {
     assertValidId(sessionId, "sessionId");
     const ref = { userId: ctx.caller.actingFor(userId), sessionId };
     const existed = await ctx.store.deleteSession(ctx.caller.tenantId, ref);
-    ctx.sessions.clear(ref);
+    ctx.sessionLoader.clear(ref);
     return existed;
   }
 
@@ -90,7 +90,7 @@ export class SessionService {
   async deleteUser(ctx: RequestContext, userId: string | null | undefined): Promise<number> {
     const target = ctx.caller.actingFor(userId);
     const deleted = await ctx.store.deleteUserSessions(ctx.caller.tenantId, target);
-    ctx.sessions.clearAll();
+    ctx.sessionLoader.clearAll();
     return deleted;
   }
 

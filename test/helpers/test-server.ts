@@ -5,6 +5,7 @@ import pino from "pino";
 import { createLogger } from "../../src/logger";
 import { createAuthenticator } from "../../src/auth/authenticator";
 import { loadConfig, type Config } from "../../src/config";
+import type { OperationRule } from "../../src/execution/operation-rule";
 import { createServer, type SessionContextServer } from "../../src/server";
 import type { SessionStore } from "../../src/sessions/session-store";
 import { createReadConnection, createRedisClient, whenReady } from "../../src/store/redis/redis-client";
@@ -45,6 +46,8 @@ export async function startTestServer(
     env?: Record<string, string>;
     /** When given, every log line the server writes is parsed and pushed here (set LOG_LEVEL in env). */
     logs?: Record<string, unknown>[];
+    /** Rules the server runs after its own, on every execution path. */
+    extraRules?: OperationRule[];
   } = {},
 ): Promise<TestServer> {
   const config = loadConfig({
@@ -68,6 +71,7 @@ export async function startTestServer(
     logger,
     backend,
     authenticator: createAuthenticator(config.auth),
+    extraRules: options.extraRules,
   });
   const address = await server.listen(0, "127.0.0.1");
   const url = `http://127.0.0.1:${address.port}`;

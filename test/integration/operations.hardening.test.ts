@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { DOCUMENT_LIMITS } from "../../src/plugins/document-limits";
+import { DOCUMENT_LIMITS } from "../../src/execution/rules/document-limits";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
 import {
   freshTenant,

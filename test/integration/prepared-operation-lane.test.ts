@@ -213,6 +213,8 @@ describe("prepared-operation lane", () => {
       ["application/json", "application/json; charset=utf-8"],
       ["application/graphql-response+json", "application/graphql-response+json; charset=utf-8"],
       ["application/graphql-response+json,application/json;q=0.9", "application/graphql-response+json; charset=utf-8"],
+      ["application/json;q=0.5, application/graphql-response+json", "application/graphql-response+json; charset=utf-8"],
+      ["text/html;q=0.9, application/json;q=0.1", "application/json; charset=utf-8"],
     ])("with accept: %s, the content type Apollo negotiates", async (accept, contentType) => {
       const request = {
         body: { query: unseen(READ), variables: { sessionId: "s1" } },
@@ -279,17 +281,17 @@ describe("prepared-operation lane", () => {
       expect(second.body.extensions?.ftv1).toEqual(expect.any(String));
     });
 
-    it("when the accept header is one it does not know", async () => {
+    it("when the accept header allows no JSON answer: Apollo's 406", async () => {
       const request = {
         body: { query: unseen(READ), variables: { sessionId: "s1" } },
-        headers: { ...caller(freshTenant()), accept: "application/json;q=0.5, application/graphql-response+json" },
+        headers: { ...caller(freshTenant()), accept: "application/xml" },
       };
 
       const { first, second, secondByLane } = await twice(production, request);
 
       expect(secondByLane).toBe(0);
       expect(second).toEqual(first);
-      expect(second.contentType).toBe("application/graphql-response+json; charset=utf-8");
+      expect(second.status).toBe(406);
     });
 
     it("when variables do not coerce: 400 BAD_USER_INPUT naming the field", async () => {

@@ -1,4 +1,3 @@
-import type { ApolloServerPlugin } from "@apollo/server";
 import {
   GraphQLError,
   Kind,
@@ -7,58 +6,62 @@ import {
   type OperationDefinitionNode,
   type SelectionSetNode,
 } from "graphql";
-import { ErrorCode } from "../errors/error-code";
+import { ErrorCode } from "../../errors/error-code";
+import type { OperationRule, OperationToAdmit } from "../operation-rule";
 
-/** Options of SessionReadLimitPlugin. */
+/** Options of SessionReadLimit. */
 export interface SessionReadLimitOptions {
   /** Most sessions one request may read: `sessionContext` fields (aliases) plus `_entities` representations. */
   maxReads: number;
 }
 
+/** What an operation reads: a fixed count, or `variable` when `_entities` takes its representations from a variable. */
+type ReadCount = number | "variable";
+
 /**
  * Refuses a request that would read more than `maxReads` sessions, before anything is read, with
  * BAD_USER_INPUT (HTTP 400). It counts after the operation is resolved because `_entities` representations
- * usually arrive as a variable, which validation rules cannot see.
+ * usually arrive as a variable, which validation rules cannot see. The count of an operation that does not depend
+ * on variables is kept with the operation (documents are cached by Apollo and the prepared lane), so a hot read
+ * does not walk its document again.
  */
-export function SessionReadLimitPlugin(options: SessionReadLimitOptions): ApolloServerPlugin {
+export function SessionReadLimit(options: SessionReadLimitOptions): OperationRule {
+  const counted = new WeakMap<OperationDefinitionNode, ReadCount>();
   return {
-    async requestDidStart() {
-      return {
-        async didResolveOperation({ operation, document, request }) {
-          if (!operation) return;
-          const reads = sessionReadsOf(document, operation, request.variables ?? {});
-          if (reads > options.maxReads) {
-            throw new GraphQLError(
-              `this request reads ${reads} sessions; at most ${options.maxReads} sessions may be read in one request`,
-              { extensions: { code: ErrorCode.BAD_USER_INPUT, http: { status: 400 } } },
-            );
-          }
-        },
-      };
+    name: "session-read-limit",
+    admit({ document, operation, variables }: OperationToAdmit) {
+      let count = counted.get(operation);
+      if (count === undefined) {
+        count = readsOf(document, operation, undefined);
+        counted.set(operation, count);
+      }
+      const reads = count === "variable" ? (readsOf(document, operation, variables) as number) : count;
+      if (reads > options.maxReads) {
+        throw new GraphQLError(
+          `this request reads ${reads} sessions; at most ${options.maxReads} sessions may be read in one request`,
+          { extensions: { code: ErrorCode.BAD_USER_INPUT, http: { status: 400 } } },
+        );
+      }
     },
   };
 }
 
-/** How many sessions `operation` reads with these variables: `sessionContext` fields plus `_entities` items. */
-export function sessionReadsOf(
+/**
+ * How many sessions `operation` reads: `sessionContext` fields plus `_entities` items. Without `variables`,
+ * `variable` when the count depends on them.
+ */
+function readsOf(
   document: DocumentNode,
   operation: OperationDefinitionNode,
-  variables: Record<string, unknown>,
-): number {
+  variables: Readonly<Record<string, unknown>> | undefined,
+): ReadCount {
+  if (operation.operation !== "query") return 0;
   const fragments = new Map<string, FragmentDefinitionNode>();
   for (const definition of document.definitions) {
     if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
   }
-  return countReads(operation, fragments, variables);
-}
-
-function countReads(
-  operation: OperationDefinitionNode,
-  fragments: ReadonlyMap<string, FragmentDefinitionNode>,
-  variables: Record<string, unknown>,
-): number {
-  if (operation.operation !== "query") return 0;
   const seen = new Set<string>();
+  let dependsOnVariables = false;
   const count = (selectionSet: SelectionSetNode): number => {
     let reads = 0;
     for (const selection of selectionSet.selections) {
@@ -77,12 +80,14 @@ function countReads(
         const argument = selection.arguments?.find((a) => a.name.value === "representations");
         if (argument?.value.kind === Kind.LIST) reads += argument.value.values.length;
         else if (argument?.value.kind === Kind.VARIABLE) {
-          const value = variables[argument.value.name.value];
+          dependsOnVariables = true;
+          const value = variables?.[argument.value.name.value];
           reads += Array.isArray(value) ? value.length : 1;
         }
       }
     }
     return reads;
   };
-  return count(operation.selectionSet);
+  const reads = count(operation.selectionSet);
+  return dependsOnVariables && variables === undefined ? "variable" : reads;
 }
