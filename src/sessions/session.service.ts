@@ -1,6 +1,7 @@
 import type { RequestContext } from "../context/request-context";
 import { BadUserInputError } from "../errors/errors";
 import { assertValidId } from "./ids";
+import { assertStorableJson } from "./json-limits";
 import type { SessionContextInput } from "./session-context.input";
 import { primeSession } from "./session-loader";
 import type { SessionRecord, SessionWrite, WriteLimits } from "./session-record";
@@ -109,6 +110,9 @@ export class SessionService {
     if (expectedVersion !== undefined && expectedVersion !== null && expectedVersion < 0) {
       throw new BadUserInputError("input.expectedVersion", "must be 0 or more");
     }
+    assertStorableJson(input.conversationState, "input.conversationState");
+    input.recentInteractions?.forEach((item, i) => assertStorableJson(item, `input.recentInteractions.${i}`));
+    assertStorableJson(input.userPreferences, "input.userPreferences");
     // An explicit null means "not given", like an omitted field.
     return {
       conversationState: input.conversationState ?? undefined,
