@@ -1,0 +1,92 @@
+/**
+ * The bench's data set: 100 tenants × N users × 20 sessions, each id made from the session's index so a request
+ * can name any seeded session without a lookup; and the seeding, through RedisSessionStore as the server writes.
+ */
+import { performance } from "node:perf_hooks";
+import type { Redis } from "ioredis";
+import pino from "pino";
+import { sessionKey } from "../src/store/keys";
+import { createRedisClient, whenReady } from "../src/store/redis/redis-client";
+import { RedisSessionStore } from "../src/store/redis/redis-session-store";
+import { DEFAULT_TENANT_SETTINGS } from "../src/tenants/tenant-settings";
+import { prng, realisticContext } from "./workload";
+
+const SEED_IN_FLIGHT = 256;
+const LIMITS = { ...DEFAULT_TENANT_SETTINGS, maxContextBytes: 262_144 };
+
+export interface SeededSession {
+  tenantId: string;
+  userId: string;
+  sessionId: string;
+}
+
+const tenantId = (t: number) => `tenant-${String(t).padStart(3, "0")}`;
+const userId = (t: number, u: number) => `user-${String(t).padStart(3, "0")}-${String(u).padStart(4, "0")}@example.com`;
+const sessionId = (t: number, u: number, s: number) =>
+  `sess-${(((t * 7919 + u) * 104729 + s * 15485863) >>> 0).toString(16).padStart(8, "0")}-${s}`;
+
+/** Which sessions exist: a user's sessions have consecutive indexes, and so have a tenant's users. */
+export class DataSet {
+  readonly tenants = 100;
+  readonly sessionsPerUser = 20;
+  readonly usersPerTenant: number;
+  /** tenants × usersPerTenant × sessionsPerUser: the requested count rounded to whole users (at least one). */
+  readonly total: number;
+
+  constructor(sessions: number) {
+    this.usersPerTenant = Math.max(1, Math.round(sessions / this.tenants / this.sessionsPerUser));
+    this.total = this.tenants * this.usersPerTenant * this.sessionsPerUser;
+  }
+
+  /** The session at `index`, 0 ≤ index < total. */
+  session(index: number): SeededSession {
+    const s = index % this.sessionsPerUser;
+    const u = Math.floor(index / this.sessionsPerUser) % this.usersPerTenant;
+    const t = Math.floor(index / this.sessionsPerUser / this.usersPerTenant);
+    return { tenantId: tenantId(t), userId: userId(t, u), sessionId: sessionId(t, u, s) };
+  }
+
+  anySession(rand: () => number): SeededSession {
+    return this.session(Math.floor(rand() * this.total));
+  }
+
+  /** Index of a random user's first session: that user's sessions are this index and the next sessionsPerUser - 1. */
+  anyUserIndex(rand: () => number): number {
+    return Math.floor(rand() * (this.total / this.sessionsPerUser)) * this.sessionsPerUser;
+  }
+
+  /** A random user's first session. */
+  anyUser(rand: () => number): SeededSession {
+    return this.session(this.anyUserIndex(rand));
+  }
+
+  /** A random tenant's first session. */
+  anyTenant(rand: () => number): SeededSession {
+    return this.session(Math.floor(rand() * this.tenants) * this.usersPerTenant * this.sessionsPerUser);
+  }
+}
+
+/** Stores every session of `data` (SEED_IN_FLIGHT at a time) on a client of its own; resolves with the seconds. */
+export async function seed(redisUrl: string, data: DataSet): Promise<number> {
+  const client = createRedisClient({ url: redisUrl, logger: pino({ level: "silent" }), commandTimeoutMs: 30_000 });
+  await whenReady(client, 5000);
+  const store = new RedisSessionStore(client);
+  const started = performance.now();
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < data.total; i = next++) {
+      const { tenantId: tenant, userId: user, sessionId: session } = data.session(i);
+      await store.store(tenant, { userId: user, sessionId: session }, realisticContext(prng(i + 1)), LIMITS);
+    }
+  };
+  await Promise.all(Array.from({ length: SEED_IN_FLIGHT }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  await store.close();
+  return seconds;
+}
+
+/** The stored document's version (0 when there is none) and its size in bytes. */
+export async function storedVersion(admin: Redis, s: SeededSession): Promise<{ version: number; bytes: number }> {
+  const value = await admin.get(sessionKey(s.tenantId, s.userId, s.sessionId));
+  return { version: value ? (JSON.parse(value) as { version: number }).version : 0, bytes: value?.length ?? 0 };
+}

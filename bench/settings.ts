@@ -1,0 +1,42 @@
+/**
+ * What `npm run bench` takes from the environment, read once into a frozen object (the variables and their
+ * defaults are listed at the top of run.ts). The bench's other modules get what they need passed in.
+ */
+import { join } from "node:path";
+
+/** The repository root: the servers' working directory, where package.json, dist/ and src/ are. */
+export const ROOT = join(__dirname, "..");
+
+export interface BenchSettings {
+  /** BENCH_SESSIONS: how many sessions to seed (rounded to whole users, see DataSet). */
+  readonly sessions: number;
+  /** BENCH_DURATION: the measured seconds of each scenario. */
+  readonly durationSeconds: number;
+  /** BENCH_WARMUP: the warm-up seconds before each measured run (0: none). */
+  readonly warmupSeconds: number;
+  /** BENCH_SCENARIOS: the names to run; undefined runs them all. */
+  readonly scenarios: readonly string[] | undefined;
+  /** BENCH_SERVER_ENTRY: the server's main module. */
+  readonly serverEntry: string;
+  /** BENCH_NODE_ARGS: node flags for the server on top of those of `npm start`. */
+  readonly serverNodeArgs: readonly string[];
+  /** BENCH_OUTPUT: where the result JSON is written. */
+  readonly output: string;
+}
+
+export function readSettings(env: NodeJS.ProcessEnv = process.env): BenchSettings {
+  return Object.freeze({
+    sessions: Number(env.BENCH_SESSIONS ?? 100_000),
+    durationSeconds: Number(env.BENCH_DURATION ?? 10),
+    warmupSeconds: Number(env.BENCH_WARMUP ?? 2),
+    scenarios: env.BENCH_SCENARIOS?.split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+    serverEntry: env.BENCH_SERVER_ENTRY ?? join(ROOT, "dist", "main.js"),
+    serverNodeArgs: (env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean),
+    output: env.BENCH_OUTPUT ?? join(__dirname, "results", "latest.json"),
+  });
+}
+
+/** `path` relative to the repository root when it lies inside it, as the bench prints and records paths. */
+export const fromRoot = (path: string): string => (path.startsWith(ROOT) ? path.slice(ROOT.length + 1) : path);
