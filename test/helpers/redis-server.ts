@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
-import { Redis } from "ioredis";
+import { type Cluster, Redis } from "ioredis";
+import { pollUntil } from "./poll";
 
 /** A real redis-server for one test file, on a free loopback port, that the test may stop, kill or restart. */
 export interface RedisProcess {
@@ -133,6 +134,26 @@ export async function startRedis(extraArgs: readonly string[] = []): Promise<Red
     },
     commandCalls: () => commandCalls(admin),
   };
+}
+
+/** Redis's clock (TIME) in milliseconds: the clock the store stamps writes and expiries with. */
+export async function redisTimeMs(admin: Redis | Cluster): Promise<number> {
+  const [seconds, micros] = await admin.time();
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+}
+
+/**
+ * Lets at least `ms` milliseconds pass on Redis's clock. Redis announces no time, so its TIME is polled; a test
+ * cluster's nodes share this machine's clock, so whichever node answers does.
+ */
+export async function waitForRedisClock(admin: Redis | Cluster, ms: number): Promise<void> {
+  const target = (await redisTimeMs(admin)) + ms;
+  await pollUntil(
+    `Redis's clock passed ${ms} ms`,
+    () => redisTimeMs(admin),
+    (now) => now >= target,
+    { timeoutMs: ms + 5000, intervalMs: 10 },
+  );
 }
 
 async function commandCalls(admin: Redis): Promise<Record<string, number>> {

@@ -13,7 +13,8 @@ import { MemorySessionStore } from "../../src/store/memory/memory-session-store"
 import { createRedisClient, whenReady, type RedisClient } from "../../src/store/redis/redis-client";
 import { RedisSessionStore } from "../../src/store/redis/redis-session-store";
 import { startRedisCluster, type RedisClusterProcess } from "../helpers/redis-cluster";
-import { startRedis, type RedisProcess } from "../helpers/redis-server";
+import { pollUntil } from "../helpers/poll";
+import { redisTimeMs, startRedis, waitForRedisClock, type RedisProcess } from "../helpers/redis-server";
 
 /**
  * One SessionStore implementation under the shared contract suite, with the few things a test needs that the
@@ -66,16 +67,12 @@ async function connectedClusterClient(cluster: RedisClusterProcess): Promise<Red
   return client;
 }
 
-async function redisTimeMs(admin: Redis | Cluster): Promise<number> {
-  const [seconds, micros] = await admin.time();
-  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-}
-
-async function pollUntil(done: () => Promise<boolean>, deadline: number, what: string): Promise<void> {
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+/** Waits (polling Redis, which announces no expiry) until the session's key is gone, at most 3 s past its expiry. */
+async function waitForKeyExpiry(admin: Redis | Cluster, key: string, record: SessionRecord): Promise<void> {
+  await pollUntil(`${key} expired`, async () => (await admin.exists(key)) === 0, {
+    timeoutMs: record.expiresAt.getTime() + 3000 - Date.now(),
+    intervalMs: 10,
+  });
 }
 
 export async function startRedisStore(): Promise<RedisStoreUnderTest> {
@@ -91,14 +88,7 @@ export async function startRedisStore(): Promise<RedisStoreUnderTest> {
       replicas.push(replica);
       return replica;
     },
-    async passTime(ms) {
-      const start = await redisTimeMs(redis.admin);
-      await pollUntil(
-        async () => (await redisTimeMs(redis.admin)) >= start + ms,
-        Date.now() + ms + 5000,
-        "time passed",
-      );
-    },
+    passTime: (ms) => waitForRedisClock(redis.admin, ms),
     async expectKeyExpiresAt(tenantId, ref, expiresAt) {
       const pttl = await redis.admin.pttl(keyOf(tenantId, ref));
       const keyExpiresAt = (await redisTimeMs(redis.admin)) + pttl;
@@ -106,10 +96,7 @@ export async function startRedisStore(): Promise<RedisStoreUnderTest> {
       // Both instants come from Redis's clock; the slack covers the round trips between the two reads.
       expect(Math.abs(keyExpiresAt - expiresAt.getTime())).toBeLessThanOrEqual(50);
     },
-    async waitForExpiry(tenantId, ref, record) {
-      const key = keyOf(tenantId, ref);
-      await pollUntil(async () => (await redis.admin.exists(key)) === 0, record.expiresAt.getTime() + 3000, "expiry");
-    },
+    waitForExpiry: (tenantId, ref, record) => waitForKeyExpiry(redis.admin, keyOf(tenantId, ref), record),
     async close() {
       await Promise.all([store, ...replicas].map((s) => s.close()));
       await redis.stop();
@@ -147,24 +134,14 @@ export async function startClusterStore(): Promise<ClusterStoreUnderTest> {
       replicas.push(replica);
       return replica;
     },
-    async passTime(ms) {
-      const start = await redisTimeMs(cluster.admin);
-      await pollUntil(
-        async () => (await redisTimeMs(cluster.admin)) >= start + ms,
-        Date.now() + ms + 5000,
-        "time passed",
-      );
-    },
+    passTime: (ms) => waitForRedisClock(cluster.admin, ms),
     async expectKeyExpiresAt(tenantId, ref, expiresAt) {
       const pttl = await cluster.admin.pttl(keyOf(tenantId, ref));
       const keyExpiresAt = (await redisTimeMs(cluster.admin)) + pttl;
       expect(pttl).toBeGreaterThan(0);
       expect(Math.abs(keyExpiresAt - expiresAt.getTime())).toBeLessThanOrEqual(50);
     },
-    async waitForExpiry(tenantId, ref, record) {
-      const key = keyOf(tenantId, ref);
-      await pollUntil(async () => (await cluster.admin.exists(key)) === 0, record.expiresAt.getTime() + 3000, "expiry");
-    },
+    waitForExpiry: (tenantId, ref, record) => waitForKeyExpiry(cluster.admin, keyOf(tenantId, ref), record),
     async close() {
       await Promise.all([store, ...replicas].map((s) => s.close()));
       await cluster.stop();
