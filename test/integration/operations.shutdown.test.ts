@@ -1,5 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
+import { pollUntil } from "../helpers/poll";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
 import { buildServer, removeBuild, startServerProcess, type ServerProcess } from "../helpers/server-process";
 
@@ -48,11 +49,10 @@ describe("graceful shutdown on SIGTERM", () => {
         body: (await response.json()) as Record<string, unknown>,
       })),
     );
-    const deadline = Date.now() + 5000;
-    while ((await inFlight()) < 40) {
-      if (Date.now() > deadline) throw new Error("the requests never reached the server");
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await pollUntil("the 40 requests are in the server's hands", inFlight, (count) => count >= 40, {
+      timeoutMs: 5000,
+      intervalMs: 10,
+    });
 
     const exitCode = server.stop("SIGTERM");
     const answers = await Promise.all(requests);
