@@ -136,11 +136,12 @@ export async function startRedis(extraArgs: readonly string[] = []): Promise<Red
   };
 }
 
-/** Redis's clock (TIME) in milliseconds: the clock the store stamps writes and expiries with. */
-export async function redisTimeMs(admin: Redis | Cluster): Promise<number> {
-  const [seconds, micros] = await admin.time();
+/** A TIME reply in milliseconds: Redis's clock, the one the store stamps writes and expiries with. */
+export function timeReplyMs([seconds, micros]: readonly (string | number)[]): number {
   return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
 }
+
+const redisTimeMs = async (admin: Redis | Cluster) => timeReplyMs(await admin.time());
 
 /**
  * Lets at least `ms` milliseconds pass on Redis's clock. Redis announces no time, so its TIME is polled; a test
