@@ -13,6 +13,12 @@ export interface RedisProcess {
   kill(): Promise<void>;
   /** Starts it again on the same port, empty (nothing is persisted). */
   restart(): Promise<void>;
+  /**
+   * Stops the server in its tracks (SIGSTOP): connections stay open and whatever is sent waits, unanswered, until
+   * `thaw()` (SIGCONT). Unlike CLIENT PAUSE, which nothing can end early, the test ends it when it chooses.
+   */
+  freeze(): Promise<void>;
+  thaw(): Promise<void>;
   /** Stops the server and the admin client. */
   stop(): Promise<void>;
   /** `INFO commandstats` as command → calls. */
@@ -101,6 +107,8 @@ export async function startRedis(extraArgs: readonly string[] = []): Promise<Red
       admin,
       kill: unsupported,
       restart: unsupported,
+      freeze: unsupported,
+      thaw: unsupported,
       stop: async () => void (await admin.quit()),
       commandCalls: () => commandCalls(admin),
     };
@@ -128,8 +136,11 @@ export async function startRedis(extraArgs: readonly string[] = []): Promise<Red
       await exited(current, "SIGKILL");
       current = await spawnRedis(port, extraArgs);
     },
+    freeze: async () => void current.kill("SIGSTOP"),
+    thaw: async () => void current.kill("SIGCONT"),
     stop: async () => {
       admin.disconnect();
+      current.kill("SIGCONT"); // a frozen server would leave SIGTERM pending
       await exited(current, "SIGTERM");
     },
     commandCalls: () => commandCalls(admin),

@@ -37,8 +37,11 @@ describe("graceful shutdown on SIGTERM", () => {
     });
     expect(((await write.json()) as { data: unknown }).data).toEqual({ storeSessionContext: { version: 1 } });
 
-    // Hold Redis so that the requests below are certainly in the server's hands when SIGTERM arrives.
-    await redis.admin.call("CLIENT", "PAUSE", "700", "ALL");
+    // Hold Redis so that the requests below are certainly in the server's hands when SIGTERM arrives, and let it
+    // answer once the server says it is shutting down. The hold has to stay under the server's 1 s command timeout
+    // (a request held longer answers SERVICE_UNAVAILABLE): it ends at that event, not after a fixed time that a
+    // loaded machine may need most of just to get the 40 requests to the server.
+    await redis.freeze();
     const requests = Array.from({ length: 40 }, () =>
       fetch(`${server.url}/graphql`, {
         method: "POST",
@@ -55,6 +58,8 @@ describe("graceful shutdown on SIGTERM", () => {
     });
 
     const exitCode = server.stop("SIGTERM");
+    await server.waitForLine((line) => line.msg === "shutting down", 5000);
+    await redis.thaw();
     const answers = await Promise.all(requests);
     for (const answer of answers) {
       expect(answer).toEqual({
