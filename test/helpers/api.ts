@@ -67,21 +67,6 @@ export async function getGraphQL<T = Record<string, unknown>>(
   return { status: response.status, headers: response.headers, body: (await response.json()) as never };
 }
 
-/** Polls `check` until it resolves true, failing after `timeoutMs`: for waiting on recovery, never a fixed sleep. */
-export async function eventually(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs = 10_000,
-  intervalMs = 50,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
-
 /** Milliseconds `action` took, with its result. */
 export async function timed<T>(action: () => Promise<T>): Promise<{ result: T; elapsedMs: number }> {
   const started = performance.now();

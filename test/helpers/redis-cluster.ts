@@ -109,6 +109,7 @@ export async function startRedisCluster(): Promise<RedisClusterProcess> {
 
   const waitUntilOk = async (timeoutMs: number, which: readonly number[] = live()) => {
     await pollUntil(
+      "every cluster node reports cluster_state:ok",
       async () => {
         for (const port of which) {
           const info = await node(port).cluster("INFO");
@@ -116,8 +117,7 @@ export async function startRedisCluster(): Promise<RedisClusterProcess> {
         }
         return true;
       },
-      timeoutMs,
-      "every cluster node reports cluster_state:ok",
+      { timeoutMs },
     );
   };
 
@@ -130,6 +130,7 @@ export async function startRedisCluster(): Promise<RedisClusterProcess> {
     await waitUntilOk(30_000, ports);
     // Every node knows every other one (gossip), and every replica has finished its first sync.
     await pollUntil(
+      "every node knows the others and every replica is in sync",
       async () => {
         for (const port of ports) {
           const info = await node(port).cluster("INFO");
@@ -139,8 +140,7 @@ export async function startRedisCluster(): Promise<RedisClusterProcess> {
         }
         return true;
       },
-      30_000,
-      "every node knows the others and every replica is in sync",
+      { timeoutMs: 30_000 },
     );
     admin = new Cluster(
       ports.map((port) => ({ host: "127.0.0.1", port })),
@@ -148,7 +148,12 @@ export async function startRedisCluster(): Promise<RedisClusterProcess> {
     );
     admin.on("error", () => undefined);
     const ready = admin;
-    await pollUntil(async () => ready.status === "ready", 10_000, "the admin cluster client is ready");
+    await pollUntil(
+      "the admin cluster client is ready",
+      () => ready.status,
+      (status) => status === "ready",
+      { timeoutMs: 10_000 },
+    );
   } catch (error) {
     await stop();
     throw error;

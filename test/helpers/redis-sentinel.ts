@@ -84,9 +84,9 @@ export async function startRedisSentinel(): Promise<RedisSentinelProcess> {
     children.set(replica.port, replica.started);
     const replicaClient = client(replica.port);
     await pollUntil(
-      async () => /^master_link_status:up/m.test(await replicaClient.info("replication")),
-      15_000,
       "the replica is in sync",
+      async () => /^master_link_status:up/m.test(await replicaClient.info("replication")),
+      { timeoutMs: 15_000 },
     );
 
     const sentinelPorts: number[] = [];
@@ -115,6 +115,7 @@ export async function startRedisSentinel(): Promise<RedisSentinelProcess> {
     // can reach its quorum and has a replica to promote.
     const sentinelClients = sentinelPorts.map(client);
     await pollUntil(
+      "every Sentinel knows the replica and the other Sentinels",
       async () => {
         for (const sentinel of sentinelClients) {
           const replicas = (await sentinel.call("SENTINEL", "REPLICAS", NAME)) as unknown[];
@@ -123,9 +124,7 @@ export async function startRedisSentinel(): Promise<RedisSentinelProcess> {
         }
         return true;
       },
-      20_000,
-      "every Sentinel knows the replica and the other Sentinels",
-      100,
+      { timeoutMs: 20_000, intervalMs: 100 },
     );
 
     const live = (port: number) => {

@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
-import { Redis } from "ioredis";
+import { type Cluster, Redis } from "ioredis";
+import { pollUntil } from "./poll";
 
 /** A real redis-server for one test file, on a free loopback port, that the test may stop, kill or restart. */
 export interface RedisProcess {
@@ -12,6 +13,12 @@ export interface RedisProcess {
   kill(): Promise<void>;
   /** Starts it again on the same port, empty (nothing is persisted). */
   restart(): Promise<void>;
+  /**
+   * Stops the server in its tracks (SIGSTOP): connections stay open and whatever is sent waits, unanswered, until
+   * `thaw()` (SIGCONT). Unlike CLIENT PAUSE, which nothing can end early, the test ends it when it chooses.
+   */
+  freeze(): Promise<void>;
+  thaw(): Promise<void>;
   /** Stops the server and the admin client. */
   stop(): Promise<void>;
   /** `INFO commandstats` as command → calls. */
@@ -100,6 +107,8 @@ export async function startRedis(extraArgs: readonly string[] = []): Promise<Red
       admin,
       kill: unsupported,
       restart: unsupported,
+      freeze: unsupported,
+      thaw: unsupported,
       stop: async () => void (await admin.quit()),
       commandCalls: () => commandCalls(admin),
     };
@@ -127,12 +136,36 @@ export async function startRedis(extraArgs: readonly string[] = []): Promise<Red
       await exited(current, "SIGKILL");
       current = await spawnRedis(port, extraArgs);
     },
+    freeze: async () => void current.kill("SIGSTOP"),
+    thaw: async () => void current.kill("SIGCONT"),
     stop: async () => {
       admin.disconnect();
+      current.kill("SIGCONT"); // a frozen server would leave SIGTERM pending
       await exited(current, "SIGTERM");
     },
     commandCalls: () => commandCalls(admin),
   };
+}
+
+/** A TIME reply in milliseconds: Redis's clock, the one the store stamps writes and expiries with. */
+export function timeReplyMs([seconds, micros]: readonly (string | number)[]): number {
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+}
+
+const redisTimeMs = async (admin: Redis | Cluster) => timeReplyMs(await admin.time());
+
+/**
+ * Lets at least `ms` milliseconds pass on Redis's clock. Redis announces no time, so its TIME is polled; a test
+ * cluster's nodes share this machine's clock, so whichever node answers does.
+ */
+export async function waitForRedisClock(admin: Redis | Cluster, ms: number): Promise<void> {
+  const target = (await redisTimeMs(admin)) + ms;
+  await pollUntil(
+    `Redis's clock passed ${ms} ms`,
+    () => redisTimeMs(admin),
+    (now) => now >= target,
+    { timeoutMs: ms + 5000, intervalMs: 10 },
+  );
 }
 
 async function commandCalls(admin: Redis): Promise<Record<string, number>> {

@@ -11,6 +11,8 @@ export type LogLine = Record<string, unknown> & { msg?: string; time?: string };
 /** The real server as its own OS process (`node main.js`), as an operator runs it. */
 export interface ServerProcess {
   readonly url: string;
+  /** The OS process id, for signals other than stop()'s. */
+  readonly pid: number;
   /** Every log line so far, parsed. */
   readonly lines: readonly LogLine[];
   /** Resolves with the first line (past or future) that matches; rejects after `timeoutMs`. */
@@ -101,6 +103,7 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
   ]);
   return {
     url: `http://127.0.0.1:${serving.port as number}`,
+    pid: child.pid!,
     lines,
     waitForLine,
     stop: async (signal = "SIGTERM") => {

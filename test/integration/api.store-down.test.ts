@@ -1,5 +1,6 @@
 import { Redis } from "ioredis";
-import { errorCodes, eventually, READ, sessionKeyOf, STORE, timed } from "../helpers/api";
+import { errorCodes, READ, sessionKeyOf, STORE, timed } from "../helpers/api";
+import { pollUntil } from "../helpers/poll";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
 import {
   freshTenant,
@@ -47,9 +48,11 @@ describe("store down: Redis killed", () => {
     expect(ready.elapsedMs).toBeLessThan(FAIL_FAST_MS);
 
     await redis.restart();
-    await eventually(
+    await pollUntil(
       "/health/ready answers 200 after Redis is back",
-      async () => (await health(server, "/health/ready")) === 200,
+      () => health(server, "/health/ready"),
+      (status) => status === 200,
+      { timeoutMs: 10_000 },
     );
     const writeAfter = await server.post(
       { query: STORE, variables: { input: { sessionId: "s3", conversationState: { back: true } } } },
@@ -70,9 +73,11 @@ describe("store down: Redis killed", () => {
     expect(response.status).toBe(200);
     expect(response.body.errors).toBeUndefined();
     await redis.restart();
-    await eventually(
+    await pollUntil(
       "/health/ready answers 200 after Redis is back",
-      async () => (await health(server, "/health/ready")) === 200,
+      () => health(server, "/health/ready"),
+      (status) => status === 200,
+      { timeoutMs: 10_000 },
     );
   });
 });
@@ -119,10 +124,14 @@ describe("store down: Redis paused (CLIENT PAUSE 3000 ALL)", () => {
 
     // Why the outcome is unknown: the write was sent, and Redis applies it once the pause ends.
     const key = sessionKeyOf(tenant, "alice", "s1");
-    await eventually("the timed-out write lands after the pause", async () => (await redis.admin.get(key)) !== null);
-    await eventually(
+    await pollUntil("the timed-out write lands after the pause", async () => (await redis.admin.get(key)) !== null, {
+      timeoutMs: 10_000,
+    });
+    await pollUntil(
       "/health/ready answers 200 after the pause",
-      async () => (await health(server, "/health/ready")) === 200,
+      () => health(server, "/health/ready"),
+      (status) => status === 200,
+      { timeoutMs: 10_000 },
     );
     const after = await server.post({ query: READ, variables: { sessionId: "s1" } }, alice);
     expect(after.body.data).toMatchObject({ sessionContext: { version: 1, conversationState: { late: true } } });

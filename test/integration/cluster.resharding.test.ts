@@ -100,10 +100,10 @@ describe("Resharding: a tenant's slot moves to another master while it is writte
       const merges = tally.merged.length;
       const reads = tally.reads;
       await pollUntil(
-        async () => tally.merged.length >= merges + count && tally.reads >= reads + count,
-        10_000,
         `traffic flows ${what}`,
-        5,
+        () => ({ merged: tally.merged.length - merges, reads: tally.reads - reads }),
+        (more) => more.merged >= count && more.reads >= count,
+        { timeoutMs: 10_000, intervalMs: 5 },
       );
     };
 

@@ -108,7 +108,7 @@ describe("The server on a Redis Cluster", () => {
     await cluster.kill(victim);
 
     // Until the failover, the tenant's writes fail fast with SERVICE_UNAVAILABLE and readiness says 503.
-    await pollUntil(async () => (await ready()) === 503, 5000, "readiness reports the dead master");
+    await pollUntil("readiness reports the dead master", ready, (status) => status === 503, { timeoutMs: 5000 });
     const during = Date.now();
     const failed = await post(tenant, STORE, { input: { sessionId: "s2" } });
     expect(Date.now() - during).toBeLessThan(2500);
@@ -119,20 +119,16 @@ describe("The server on a Redis Cluster", () => {
       20_000,
       cluster.ports.filter((port) => port !== victim),
     );
-    let last = "";
     await pollUntil(
+      "the server writes again after the failover",
       async () => {
         const status = await ready();
         const write = await post(tenant, STORE, { input: { sessionId: "s3" } });
-        last = `ready ${status}, write ${JSON.stringify(write.errors?.[0]?.extensions?.code ?? "ok")}`;
-        return status === 200 && !write.errors;
+        return { ready: status, writeErrors: write.errors?.map((e) => e.extensions?.code) };
       },
-      20_000,
-      "the server writes again after the failover",
-      100,
-    ).catch((error: Error) => {
-      throw new Error(`${error.message} (last: ${last})`);
-    });
+      (last) => last.ready === 200 && !last.writeErrors,
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
     const recoveredMs = Date.now() - killedAt;
     process.stdout.write(`cluster master ${victim} killed: served again after ${recoveredMs} ms\n`);
     expect(recoveredMs).toBeLessThan(30_000);

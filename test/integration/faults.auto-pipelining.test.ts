@@ -3,7 +3,8 @@ import pino from "pino";
 import type { ServiceUnavailableError } from "../../src/errors/errors";
 import { bounded, createReadConnection, createRedisClient, whenReady } from "../../src/store/redis/redis-client";
 import { toStoreError } from "../../src/store/redis/redis-errors";
-import { eventually, timed } from "../helpers/api";
+import { timed } from "../helpers/api";
+import { pollUntil } from "../helpers/poll";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
 
 // createRedisClient's default command timeout, and room for a loaded machine. Counted from when the call is
@@ -53,7 +54,12 @@ describe("fault: the auto-pipelined read connection behind a pipeline that Redis
     const first = outcome(reads.get(key));
     // The first pipeline is written and unanswered: ioredis holds what follows in the next pipeline until the first
     // one is answered or times out, and arms their own timeouts only when it writes them.
-    await eventually("the first pipeline is written", async () => reads.commandQueue.length === 1, 2000, 5);
+    await pollUntil(
+      "the first pipeline is written",
+      () => reads.commandQueue.length,
+      (queued) => queued === 1,
+      { timeoutMs: 2000, intervalMs: 5 },
+    );
     const behind = await outcome(reads.get(key));
 
     const unavailable = { code: "SERVICE_UNAVAILABLE", outcomeUnknown: false };
@@ -64,7 +70,12 @@ describe("fault: the auto-pipelined read connection behind a pipeline that Redis
 
     // Once the pause ends the connection serves again, by itself.
     await redis.admin.client("UNPAUSE");
-    await eventually("the read connection's queue drains", async () => reads.commandQueue.length === 0, 5000);
+    await pollUntil(
+      "the read connection's queue drains",
+      () => reads.commandQueue.length,
+      (queued) => queued === 0,
+      { timeoutMs: 5000 },
+    );
     expect((await outcome(reads.get(key))).result).toBe("stored");
   });
 });

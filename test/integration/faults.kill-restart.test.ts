@@ -1,8 +1,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { eventually, MERGE, READ, sessionKeyOf, STORE } from "../helpers/api";
+import { MERGE, READ, sessionKeyOf, STORE } from "../helpers/api";
 import { onlyError, sampleMax } from "../helpers/faults";
+import { pollUntil } from "../helpers/poll";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
 import { freshTenant, gatewayHeaders, startTestServer, type TestServer } from "../helpers/test-server";
 
@@ -99,22 +100,25 @@ describe("fault: Redis killed and restarted under mixed load from several tenant
 
     const load = Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)));
     const startedAt = Date.now();
-    await eventually("some traffic succeeds before the kill", async () => count(startedAt, true) >= 50);
+    await pollUntil("some traffic succeeds before the kill", () => count(startedAt, true) >= 50, { timeoutMs: 10_000 });
 
     const queue = sampleMax(() => server.redis!.commandQueue.length);
     const killedAt = Date.now();
     await redis.kill();
-    await eventually(
+    await pollUntil(
       "requests fail while Redis is down",
-      async () => Date.now() - killedAt >= OUTAGE_MS && count(killedAt, false) >= 100,
+      () => Date.now() - killedAt >= OUTAGE_MS && count(killedAt, false) >= 100,
+      { timeoutMs: 10_000 },
     );
     const maxQueueDuringOutage = queue.stop();
 
     const restartedAt = Date.now();
     await redis.restart();
-    await eventually("traffic succeeds again after the restart, with no server restart", async () => {
-      return count(restartedAt, true) >= 100;
-    });
+    await pollUntil(
+      "traffic succeeds again after the restart, with no server restart",
+      () => count(restartedAt, true) >= 100,
+      { timeoutMs: 10_000 },
+    );
     stopLoad = true;
     await load;
 

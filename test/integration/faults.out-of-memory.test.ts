@@ -1,5 +1,6 @@
-import { eventually, MERGE, READ, STORE, timed } from "../helpers/api";
+import { MERGE, READ, STORE, timed } from "../helpers/api";
 import { onlyError, storedSession } from "../helpers/faults";
+import { pollUntil } from "../helpers/poll";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
 import { freshTenant, gatewayHeaders, startTestServer, type TestServer } from "../helpers/test-server";
 
@@ -74,13 +75,18 @@ describe("fault: Redis out of memory (maxmemory reached, noeviction)", () => {
     expect(readiness.status).toBe(200); // Redis answers; only writes that need memory are refused
 
     await redis.admin.config("SET", "maxmemory", "0");
-    await eventually("merges work again once Redis has memory", async () => {
-      const again = await server.post(
-        { query: MERGE, variables: { input: { sessionId: "s1", conversationState: { step: 2 } } } },
-        alice,
-      );
-      return again.body.errors === undefined;
-    });
+    await pollUntil(
+      "merges work again once Redis has memory",
+      async () => {
+        const again = await server.post(
+          { query: MERGE, variables: { input: { sessionId: "s1", conversationState: { step: 2 } } } },
+          alice,
+        );
+        return again.body.errors;
+      },
+      (errors) => errors === undefined,
+      { timeoutMs: 10_000 },
+    );
     const after = await server.post({ query: READ, variables: { sessionId: "s1" } }, alice);
     expect(after.body.data).toMatchObject({
       sessionContext: { version: 2, conversationState: { step: 2 }, interruptedQueries: ["q1"] },

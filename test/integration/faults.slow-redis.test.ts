@@ -1,6 +1,7 @@
 import { Redis } from "ioredis";
-import { eventually, MERGE, READ, timed } from "../helpers/api";
+import { MERGE, READ, timed } from "../helpers/api";
 import { onlyError, sampleMax, storedSession } from "../helpers/faults";
+import { pollUntil } from "../helpers/poll";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
 import { freshTenant, gatewayHeaders, startTestServer, type TestServer } from "../helpers/test-server";
 
@@ -56,13 +57,14 @@ describe("fault: Redis slower than the command timeout", () => {
 
   /** Waits (bounded) until every one of the sessions' timed-out second merge has been applied. */
   function timedOutMergesLand(tenant: string, sessions: readonly string[], what: string) {
-    return eventually(
+    return pollUntil(
       what,
       async () => {
         const docs = await Promise.all(sessions.map((s) => storedSession(redis.admin, tenant, "alice", s)));
-        return docs.every((doc) => (JSON.parse(doc.document!) as Doc).version === 2);
+        return docs.map((doc) => (JSON.parse(doc.document!) as Doc).version);
       },
-      5000,
+      (versions) => versions.every((version) => version === 2),
+      { timeoutMs: 5000 },
     );
   }
 
@@ -112,7 +114,12 @@ describe("fault: Redis slower than the command timeout", () => {
       expect(Number(after.activity)).toBeGreaterThan(Number(before[i].activity));
       expect(after.userSessions).toBe(after.activity);
     }
-    await eventually("the client's queue drains", async () => server.redis!.commandQueue.length === 0);
+    await pollUntil(
+      "the client's queue drains",
+      () => server.redis!.commandQueue.length,
+      (queued) => queued === 0,
+      { timeoutMs: 10_000 },
+    );
     const next = await server.post(
       { query: MERGE, variables: { input: { sessionId: "s0", conversationState: { next: 1 } } } },
       alice,
@@ -125,11 +132,14 @@ describe("fault: Redis slower than the command timeout", () => {
 
     // The reply comes only when Redis wakes up: it resolves after the sleep, not now.
     const sleeping = slow.debug("SLEEP", 3);
-    await eventually("Redis is asleep", () =>
-      probe.ping().then(
-        () => false,
-        () => true,
-      ),
+    await pollUntil(
+      "Redis is asleep",
+      () =>
+        probe.ping().then(
+          () => false,
+          () => true,
+        ),
+      { timeoutMs: 10_000 },
     );
     const queue = sampleMax(() => server.redis!.commandQueue.length);
     const [writes, reads, readiness] = await Promise.all([
@@ -156,7 +166,12 @@ describe("fault: Redis slower than the command timeout", () => {
 
     // Redis read the timed-out commands before it fell asleep or right after: the merges are applied then.
     await timedOutMergesLand(tenant, sessions, "the timed-out merges land after the sleep");
-    await eventually("/health/ready answers 200 again", async () => (await ready(server)) === 200);
+    await pollUntil(
+      "/health/ready answers 200 again",
+      () => ready(server),
+      (status) => status === 200,
+      { timeoutMs: 10_000 },
+    );
     const read = await server.post({ query: READ, variables: { sessionId: "s1" } }, alice);
     expect(read.body.data).toMatchObject({ sessionContext: { version: 2, conversationState: { late: true } } });
   });

@@ -103,7 +103,10 @@ describe("Sentinel: the master dies during writes", () => {
     };
     const traffic = Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)));
 
-    await pollUntil(async () => outcomes.filter((o) => o.result === "ok").length >= 100, 10_000, "writes flow", 5);
+    await pollUntil("writes flow", () => outcomes.filter((o) => o.result === "ok").length >= 100, {
+      timeoutMs: 10_000,
+      intervalMs: 5,
+    });
     killedAt = Date.now();
     await sentinel.kill(oldMaster);
     await traffic;

@@ -1,5 +1,6 @@
 import { activityIndexKey, expiryIndexKey, userExpiryKey, userIndexKey } from "../../src/store/keys";
-import { startRedis, type RedisProcess } from "../helpers/redis-server";
+import { pollUntil } from "../helpers/poll";
+import { startRedis, waitForRedisClock, type RedisProcess } from "../helpers/redis-server";
 import {
   freshTenant,
   gatewayHeaders,
@@ -370,12 +371,14 @@ describe.each(backends)("sessions over time (%s store)", (_name, useRedis) => {
 
   /** Lets `ms` pass on the store's clock: Redis's TIME for Redis (the clock writes are stamped with), else ours. */
   async function waitForStoreClock(ms: number): Promise<void> {
-    const read = async () => {
-      if (!backend.redis) return Date.now();
-      const [s, us] = await backend.redis.admin.time();
-      return Number(s) * 1000 + Math.floor(Number(us) / 1000);
-    };
-    const target = (await read()) + ms;
-    while ((await read()) < target) await new Promise((resolve) => setTimeout(resolve, 25));
+    if (backend.redis) return waitForRedisClock(backend.redis.admin, ms);
+    // The embedded store of the test server stamps with Date.now: the time has to pass for real.
+    const target = Date.now() + ms;
+    await pollUntil(
+      `the clock passed ${ms} ms`,
+      () => Date.now(),
+      (now) => now >= target,
+      { timeoutMs: ms + 5000, intervalMs: 10 },
+    );
   }
 });
