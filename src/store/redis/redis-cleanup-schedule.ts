@@ -1,23 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import type { Result } from "ioredis";
 import type { CleanupSchedule, DueCleanup } from "../../cleanup/cleanup-schedule";
 import { CLEANUP_SCHEDULE_KEY, cleanupLeaseKey, settingsKey } from "../keys";
 import type { RedisClient } from "./redis-client";
 import { toStoreError } from "./redis-errors";
-import { defineServerTime, redisNow } from "./redis-time";
-
-declare module "ioredis" {
-  interface RedisCommander<Context> {
-    /** See scripts/claim-cleanup-1.lua. */
-    claimCleanup(key: string, tenantId: string, dueAt: string, nextAt: string): Result<number, Context>;
-    /** See scripts/release-lease-1.lua. */
-    releaseLease(key: string, token: string): Result<number, Context>;
-  }
-}
-
-const script = (name: string) => readFileSync(join(__dirname, "scripts", name), "utf8");
+import { CleanupClaim, defineScripts } from "./redis-scripts";
+import { redisNow } from "./redis-time";
 
 /**
  * The cleanup schedule in Redis: the sorted set `scs:cleanup:schedule`, plus per-tenant leases. Every command here
@@ -25,9 +12,7 @@ const script = (name: string) => readFileSync(join(__dirname, "scripts", name), 
  */
 export class RedisCleanupSchedule implements CleanupSchedule {
   constructor(private readonly redis: RedisClient) {
-    defineServerTime(redis);
-    redis.defineCommand("claimCleanup", { numberOfKeys: 1, lua: script("claim-cleanup-1.lua") });
-    redis.defineCommand("releaseLease", { numberOfKeys: 1, lua: script("release-lease-1.lua") });
+    defineScripts(redis);
   }
 
   /**
@@ -52,7 +37,7 @@ export class RedisCleanupSchedule implements CleanupSchedule {
     const claimed = await this.redis
       .claimCleanup(CLEANUP_SCHEDULE_KEY, tenantId, String(dueAt), String(nextAt))
       .catch(toStoreError("write"));
-    return claimed === 1;
+    return claimed === CleanupClaim.Claimed;
   }
 
   async reschedule(tenantId: string, at: number): Promise<void> {

@@ -1,6 +1,3 @@
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import type { Result } from "ioredis";
 import { ConflictError, ContextTooLargeError } from "../../errors/errors";
 import type { SessionRecord, SessionRef, SessionWrite, WriteLimits } from "../../sessions/session-record";
 import type { PageCursor, SessionIndexPage, SessionStore } from "../../sessions/session-store";
@@ -21,27 +18,8 @@ import { pageAfter } from "../session-page";
 import { CONTEXT_JSON_OVERHEAD, decodeDocument, toRecord, toRecordParsingContextLazily } from "../session-document";
 import { bounded, ping, type RedisClient } from "./redis-client";
 import { toStoreError } from "./redis-errors";
-import { defineServerTime, redisNow } from "./redis-time";
-
-type WriteReply = [
-  status: "OK" | "CONFLICT" | "TOO_LARGE",
-  value: string,
-  scheduleNeeded?: "0" | "1",
-  interval?: string,
-];
-
-declare module "ioredis" {
-  interface RedisCommander<Context> {
-    /** See scripts/write-session-6.lua for KEYS, ARGV and the reply. */
-    writeSession(...keysAndArgs: string[]): Result<WriteReply, Context>;
-    /** See scripts/delete-sessions.lua: numKeys first, then KEYS, then ARGV. */
-    deleteSessions(numKeys: number, ...keysAndArgs: string[]): Result<[deleted: number, dropped: number], Context>;
-    /** See scripts/user-sessions-page-4.lua. */
-    userSessionsPage(...keysAndArgs: string[]): Result<(string | number | null)[], Context>;
-  }
-}
-
-const script = (name: string) => readFileSync(join(__dirname, "scripts", name), "utf8");
+import { defineScripts, FirstCleanup, WriteSessionStatus } from "./redis-scripts";
+import { redisNow } from "./redis-time";
 
 /** Sessions one purge or erasure step handles: small enough that no single script runs for long. */
 const BATCH = 200;
@@ -66,11 +44,7 @@ export class RedisSessionStore implements SessionStore {
     private readonly redis: RedisClient,
     private readonly reads: RedisClient = redis,
   ) {
-    // defineCommand sends EVALSHA and falls back to EVAL on NOSCRIPT, so a restarted Redis needs nothing from us.
-    redis.defineCommand("writeSession", { numberOfKeys: 6, lua: script("write-session-6.lua") });
-    redis.defineCommand("deleteSessions", { lua: script("delete-sessions.lua") });
-    redis.defineCommand("userSessionsPage", { numberOfKeys: 4, lua: script("user-sessions-page-4.lua") });
-    defineServerTime(redis);
+    defineScripts(redis);
   }
 
   async getMany(tenantId: string, refs: readonly SessionRef[]): Promise<(SessionRecord | null)[]> {
@@ -228,7 +202,7 @@ export class RedisSessionStore implements SessionStore {
     const recent = write.recentInteractions ?? fallback?.list;
     const json = (value: unknown) => (value === undefined ? "" : JSON.stringify(value));
 
-    const [status, value, scheduleNeeded, interval] = await this.redis
+    const [status, value, firstCleanup, interval] = await this.redis
       .writeSession(
         sessionKey(tenantId, ref.userId, ref.sessionId),
         settingsKey(tenantId),
@@ -255,15 +229,15 @@ export class RedisSessionStore implements SessionStore {
       .catch(toStoreError("write"));
 
     switch (status) {
-      case "OK": {
+      case WriteSessionStatus.Written: {
         const record = toRecordParsingContextLazily(tenantId, ref, value);
-        if (scheduleNeeded === "1")
+        if (firstCleanup === FirstCleanup.Needed)
           await this.scheduleFirstCleanup(tenantId, record.lastUpdated.getTime() + Number(interval) * 1000);
         return record;
       }
-      case "CONFLICT":
+      case WriteSessionStatus.Conflict:
         throw new ConflictError(write.expectedVersion ?? -1, Number(value));
-      case "TOO_LARGE":
+      case WriteSessionStatus.TooLarge:
         throw new ContextTooLargeError(Number(value) + CONTEXT_JSON_OVERHEAD, limits.maxContextBytes);
       default:
         throw new Error(`write-session script answered ${String(status)}`);

@@ -8,7 +8,8 @@ import type { TenantSettingsStore } from "../../tenants/tenant-settings-store";
 import { CLEANUP_SCHEDULE_KEY, settingsKey } from "../keys";
 import type { RedisClient } from "./redis-client";
 import { toStoreError } from "./redis-errors";
-import { defineServerTime, redisNow } from "./redis-time";
+import { defineScripts } from "./redis-scripts";
+import { redisNow } from "./redis-time";
 
 /**
  * Tenant settings in the hash `tenant:{<tenant>}:settings` (the write script reads the TTL and list caps from it
@@ -17,7 +18,7 @@ import { defineServerTime, redisNow } from "./redis-time";
  */
 export class RedisTenantSettingsStore implements TenantSettingsStore {
   constructor(private readonly redis: RedisClient) {
-    defineServerTime(redis);
+    defineScripts(redis);
   }
 
   async get(tenantId: string): Promise<TenantSettingsRecord> {
