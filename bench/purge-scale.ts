@@ -15,6 +15,7 @@ import pino from "pino";
 import { startRedis } from "../test/helpers/redis-server";
 import { sessionKey } from "../src/store/keys";
 import { createRedisClient, whenReady } from "../src/store/redis/redis-client";
+import { RedisCleanupSchedule } from "../src/store/redis/redis-cleanup-schedule";
 import { RedisSessionStore } from "../src/store/redis/redis-session-store";
 import { DEFAULT_TENANT_SETTINGS } from "../src/tenants/tenant-settings";
 
@@ -28,7 +29,7 @@ async function main(): Promise<void> {
   const redis = await startRedis();
   const client = createRedisClient({ url: redis.url, logger: pino({ level: "silent" }), commandTimeoutMs: 30_000 });
   await whenReady(client, 5000);
-  const store = new RedisSessionStore(client);
+  const store = new RedisSessionStore(client, { schedule: new RedisCleanupSchedule(client) });
   const tenant = "bench-tenant";
   const redisNow = async () => {
     const [s, us] = await redis.admin.time();

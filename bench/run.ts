@@ -28,6 +28,7 @@ import pino from "pino";
 import { startRedis, type RedisProcess } from "../test/helpers/redis-server";
 import { activityIndexKey, expiryIndexKey, sessionKey, userExpiryKey, userIndexKey } from "../src/store/keys";
 import { createRedisClient, whenReady } from "../src/store/redis/redis-client";
+import { RedisCleanupSchedule } from "../src/store/redis/redis-cleanup-schedule";
 import { RedisSessionStore } from "../src/store/redis/redis-session-store";
 import { DEFAULT_TENANT_SETTINGS } from "../src/tenants/tenant-settings";
 import { interaction, MERGE, prng, READ_MANY, READ_ONE, realisticContext, STORE, USER_SESSIONS } from "./workload";
@@ -770,7 +771,7 @@ async function main(): Promise<void> {
   );
   const seedClient = createRedisClient({ url: redis.url, logger: pino({ level: "silent" }), commandTimeoutMs: 30_000 });
   await whenReady(seedClient, 5000);
-  const seedStore = new RedisSessionStore(seedClient);
+  const seedStore = new RedisSessionStore(seedClient, { schedule: new RedisCleanupSchedule(seedClient) });
   const seedSeconds = await seed(seedStore);
   await seedStore.close();
   const memory = await memoryReport(redis.admin, usedBefore);

@@ -24,10 +24,11 @@ export interface Backend {
  * lifetime via sessions.close.
  */
 export function createRedisBackend(redis: RedisClient, reads: RedisClient = redis): Backend {
+  const schedule = new RedisCleanupSchedule(redis);
   return {
-    sessions: new RedisSessionStore(redis, reads),
-    settings: new RedisTenantSettingsStore(redis),
-    schedule: new RedisCleanupSchedule(redis),
+    sessions: new RedisSessionStore(redis, { reads, schedule }),
+    settings: new RedisTenantSettingsStore(redis, schedule),
+    schedule,
     queryCache: new RedisQueryCache(redis),
   };
 }

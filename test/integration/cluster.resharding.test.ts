@@ -3,6 +3,7 @@ import { ServiceUnavailableError } from "../../src/errors/errors";
 import type { SessionRef } from "../../src/sessions/session-record";
 import { settingsKey } from "../../src/store/keys";
 import { createRedisClient, whenReady } from "../../src/store/redis/redis-client";
+import { RedisCleanupSchedule } from "../../src/store/redis/redis-cleanup-schedule";
 import { RedisSessionStore } from "../../src/store/redis/redis-session-store";
 import { pollUntil } from "../helpers/poll";
 import { startRedisCluster, type RedisClusterProcess } from "../helpers/redis-cluster";
@@ -44,7 +45,7 @@ describe("Resharding: a tenant's slot moves to another master while it is writte
       logger: pino({ level: "silent" }),
     });
     if (!(await whenReady(client, 10_000))) throw new Error("cluster client not ready");
-    store = new RedisSessionStore(client);
+    store = new RedisSessionStore(client, { schedule: new RedisCleanupSchedule(client) });
   }, 60_000);
   afterAll(async () => {
     await store?.close();

@@ -11,6 +11,7 @@ import type { SessionStore } from "../../src/sessions/session-store";
 import { sessionKey } from "../../src/store/keys";
 import { MemorySessionStore } from "../../src/store/memory/memory-session-store";
 import { createRedisClient, whenReady, type RedisClient } from "../../src/store/redis/redis-client";
+import { RedisCleanupSchedule } from "../../src/store/redis/redis-cleanup-schedule";
 import { RedisSessionStore } from "../../src/store/redis/redis-session-store";
 import { startRedisCluster, type RedisClusterProcess } from "../helpers/redis-cluster";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
@@ -66,6 +67,11 @@ async function connectedClusterClient(cluster: RedisClusterProcess): Promise<Red
   return client;
 }
 
+/** A Redis store on its own client, with the cleanup schedule on that client, as createRedisBackend wires them. */
+function redisStore(client: RedisClient): RedisSessionStore {
+  return new RedisSessionStore(client, { schedule: new RedisCleanupSchedule(client) });
+}
+
 async function redisTimeMs(admin: Redis | Cluster): Promise<number> {
   const [seconds, micros] = await admin.time();
   return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
@@ -80,14 +86,14 @@ async function pollUntil(done: () => Promise<boolean>, deadline: number, what: s
 
 export async function startRedisStore(): Promise<RedisStoreUnderTest> {
   const redis = await startRedis();
-  const store = new RedisSessionStore(await connectedClient(redis.url));
+  const store = redisStore(await connectedClient(redis.url));
   const replicas: RedisSessionStore[] = [];
   const keyOf = (tenantId: string, ref: SessionRef) => sessionKey(tenantId, ref.userId, ref.sessionId);
   return {
     store,
     redis,
     async replica() {
-      const replica = new RedisSessionStore(await connectedClient(redis.url));
+      const replica = redisStore(await connectedClient(redis.url));
       replicas.push(replica);
       return replica;
     },
@@ -133,7 +139,7 @@ export async function startClusterStore(): Promise<ClusterStoreUnderTest> {
   const replicas: RedisSessionStore[] = [];
   let store: RedisSessionStore;
   try {
-    store = new RedisSessionStore(await connectedClusterClient(cluster));
+    store = redisStore(await connectedClusterClient(cluster));
   } catch (error) {
     await cluster.stop();
     throw error;
@@ -143,7 +149,7 @@ export async function startClusterStore(): Promise<ClusterStoreUnderTest> {
     store,
     cluster,
     async replica() {
-      const replica = new RedisSessionStore(await connectedClusterClient(cluster));
+      const replica = redisStore(await connectedClusterClient(cluster));
       replicas.push(replica);
       return replica;
     },

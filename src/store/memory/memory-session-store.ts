@@ -161,13 +161,13 @@ export class MemorySessionStore implements SessionStore {
     };
   }
 
-  private write(
+  private async write(
     tenantId: string,
     ref: SessionRef,
     write: SessionWrite,
     limits: WriteLimits,
     nextFields: (old: SessionDocument | undefined) => ContextFields,
-  ): SessionRecord {
+  ): Promise<SessionRecord> {
     const key = sessionKey(tenantId, ref.userId, ref.sessionId);
     const current = this.live(key);
     const old = current === undefined ? undefined : decodeDocument(current.document);
@@ -197,7 +197,8 @@ export class MemorySessionStore implements SessionStore {
       lastUpdated: now,
       expiresAt: now + ttlSeconds * 1000,
     });
-    this.tenants.scheduleIfAbsent(tenantId, now + this.tenants.values(tenantId).cleanupIntervalSeconds * 1000);
+    // The embedded schedule applies this when called, so the write and its scheduling are still one step.
+    await this.tenants.scheduleFirstRun(tenantId, now + this.tenants.values(tenantId).cleanupIntervalSeconds * 1000);
     return toRecord(tenantId, ref, decodeDocument(document));
   }
 

@@ -35,11 +35,6 @@ export class MemoryTenantState implements TenantSettingsStore, CleanupSchedule {
     return { ...DEFAULT_TENANT_SETTINGS, ...this.tenants.get(tenantId)?.values };
   }
 
-  /** After a tenant's write: its first cleanup is due one interval later, unless one is scheduled already. */
-  scheduleIfAbsent(tenantId: string, at: number): void {
-    if (!this.schedule.has(tenantId)) this.schedule.set(tenantId, at);
-  }
-
   async get(tenantId: string): Promise<TenantSettingsRecord> {
     const state = this.tenants.get(tenantId);
     const next = this.schedule.get(tenantId);
@@ -56,8 +51,7 @@ export class MemoryTenantState implements TenantSettingsStore, CleanupSchedule {
     const state = this.state(tenantId);
     for (const name of SETTING_NAMES) if (patch[name] !== undefined) state.values[name] = patch[name];
     const at = this.clock() + this.values(tenantId).cleanupIntervalSeconds * 1000;
-    if (patch.cleanupIntervalSeconds !== undefined) this.schedule.set(tenantId, at);
-    else this.scheduleIfAbsent(tenantId, at);
+    this.putOnSchedule(tenantId, at, patch.cleanupIntervalSeconds !== undefined ? "replace" : "ifAbsent");
     return this.get(tenantId);
   }
 
@@ -79,8 +73,12 @@ export class MemoryTenantState implements TenantSettingsStore, CleanupSchedule {
     return true;
   }
 
+  async scheduleFirstRun(tenantId: string, at: number): Promise<void> {
+    this.putOnSchedule(tenantId, at, "ifAbsent");
+  }
+
   async reschedule(tenantId: string, at: number): Promise<void> {
-    this.schedule.set(tenantId, at);
+    this.putOnSchedule(tenantId, at, "replace");
   }
 
   async nextRun(tenantId: string): Promise<number | null> {
@@ -104,6 +102,14 @@ export class MemoryTenantState implements TenantSettingsStore, CleanupSchedule {
     const state = this.state(tenantId);
     state.lastCleanupAt = at;
     state.lastCleanupPurged = purged;
+  }
+
+  /**
+   * Where both ways onto the schedule meet. Synchronous, like everything here: `update` returns its record with the
+   * new due time, and a session write and its scheduling happen in one step.
+   */
+  private putOnSchedule(tenantId: string, at: number, mode: "ifAbsent" | "replace"): void {
+    if (mode === "replace" || !this.schedule.has(tenantId)) this.schedule.set(tenantId, at);
   }
 
   private state(tenantId: string): TenantState {

@@ -7,8 +7,9 @@ import { CleanupClaim, defineScripts } from "./redis-scripts";
 import { redisNow } from "./redis-time";
 
 /**
- * The cleanup schedule in Redis: the sorted set `scs:cleanup:schedule`, plus per-tenant leases. Every command here
- * names one key, so on a Cluster each goes to the node that owns it.
+ * The cleanup schedule in Redis: the sorted set `scs:cleanup:schedule`, plus per-tenant leases and the `scheduled`
+ * flag in each tenant's settings. Every command here names one key, so on a Cluster each goes to the node that owns
+ * it.
  */
 export class RedisCleanupSchedule implements CleanupSchedule {
   constructor(private readonly redis: RedisClient) {
@@ -40,8 +41,23 @@ export class RedisCleanupSchedule implements CleanupSchedule {
     return claimed === CleanupClaim.Claimed;
   }
 
+  async scheduleFirstRun(tenantId: string, at: number): Promise<void> {
+    await this.redis.zadd(CLEANUP_SCHEDULE_KEY, "NX", at, tenantId).catch(toStoreError("write"));
+    await this.markScheduled(tenantId);
+  }
+
   async reschedule(tenantId: string, at: number): Promise<void> {
     await this.redis.zadd(CLEANUP_SCHEDULE_KEY, at, tenantId).catch(toStoreError("write"));
+    await this.markScheduled(tenantId);
+  }
+
+  /**
+   * The `scheduled` flag in the tenant's settings, which write-session-6.lua reads (in the tenant's slot) to tell
+   * whether the tenant still has to be put on the schedule. Set only after the schedule has the tenant: if putting
+   * it there fails, the flag stays unset and the tenant's next write asks again.
+   */
+  private async markScheduled(tenantId: string): Promise<void> {
+    await this.redis.hset(settingsKey(tenantId), "scheduled", "1").catch(toStoreError("write"));
   }
 
   async nextRun(tenantId: string): Promise<number | null> {

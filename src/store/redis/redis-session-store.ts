@@ -1,10 +1,10 @@
+import type { CleanupSchedule } from "../../cleanup/cleanup-schedule";
 import { ConflictError, ContextTooLargeError } from "../../errors/errors";
 import type { SessionRecord, SessionRef, SessionWrite, WriteLimits } from "../../sessions/session-record";
 import type { PageCursor, SessionIndexPage, SessionStore } from "../../sessions/session-store";
 import { DEFAULT_TENANT_SETTINGS } from "../../tenants/tenant-settings";
 import {
   activityIndexKey,
-  CLEANUP_SCHEDULE_KEY,
   expiryIndexKey,
   indexMember,
   refFromMember,
@@ -27,6 +27,17 @@ const BATCH = 200;
 /** Expired index entries one listing drops before counting. */
 const EXPIRED_ENTRIES_PER_LISTING = 1000;
 
+/** What a RedisSessionStore works with besides its client. */
+export interface RedisSessionStoreOptions {
+  /** Where a tenant's first cleanup is put after its first write. */
+  readonly schedule: CleanupSchedule;
+  /**
+   * Serves `getMany` (createReadConnection: a second, auto-pipelined connection); everything else, writes and
+   * scripts, goes through the store's client. Default: that client (tests, tools).
+   */
+  readonly reads?: RedisClient;
+}
+
 /**
  * Session contexts in Redis: a JSON document per session under `keys.sessionKey`, the TTL on the key.
  * Reads are one MGET; each write is one EVALSHA of write-session-6.lua, so a merge is atomic without any retry.
@@ -35,15 +46,15 @@ const EXPIRED_ENTRIES_PER_LISTING = 1000;
  */
 export class RedisSessionStore implements SessionStore {
   readonly kind = "redis";
+  private readonly reads: RedisClient;
+  private readonly schedule: CleanupSchedule;
 
-  /**
-   * `reads` serves `getMany` (createReadConnection: a second, auto-pipelined connection); everything else, writes
-   * and scripts, goes through `redis`. The same client for both works too (tests, tools).
-   */
   constructor(
     private readonly redis: RedisClient,
-    private readonly reads: RedisClient = redis,
+    options: RedisSessionStoreOptions,
   ) {
+    this.reads = options.reads ?? redis;
+    this.schedule = options.schedule;
     defineScripts(redis);
   }
 
@@ -167,12 +178,12 @@ export class RedisSessionStore implements SessionStore {
 
   /**
    * Puts a tenant on the cleanup schedule after its first write. The schedule is a cross-tenant key (another
-   * Cluster slot), so this is a second step; if it fails, the flag stays unset and the next write tries again.
+   * Cluster slot), so this is a second step; if it fails, the tenant is not marked scheduled and its next write
+   * tries again.
    */
   private async scheduleFirstCleanup(tenantId: string, at: number): Promise<void> {
     try {
-      await this.redis.zadd(CLEANUP_SCHEDULE_KEY, "NX", at, tenantId);
-      await this.redis.hset(settingsKey(tenantId), "scheduled", "1");
+      await this.schedule.scheduleFirstRun(tenantId, at);
     } catch {
       // The session write itself succeeded; only the schedule entry is retried by the next write.
     }

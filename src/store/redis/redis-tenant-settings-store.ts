@@ -1,3 +1,4 @@
+import type { CleanupSchedule } from "../../cleanup/cleanup-schedule";
 import {
   DEFAULT_TENANT_SETTINGS,
   SETTING_NAMES,
@@ -5,27 +6,27 @@ import {
   type TenantSettingsValues,
 } from "../../tenants/tenant-settings";
 import type { TenantSettingsStore } from "../../tenants/tenant-settings-store";
-import { CLEANUP_SCHEDULE_KEY, settingsKey } from "../keys";
+import { settingsKey } from "../keys";
 import type { RedisClient } from "./redis-client";
 import { toStoreError } from "./redis-errors";
-import { defineScripts } from "./redis-scripts";
-import { redisNow } from "./redis-time";
 
 /**
  * Tenant settings in the hash `tenant:{<tenant>}:settings` (the write script reads the TTL and list caps from it
  * in the same atomic step as each write), with the cleanup bookkeeping `lastCleanupAt`, `lastCleanupPurged` and
- * the `scheduled` flag. The next run lives in the cross-tenant cleanup schedule.
+ * the `scheduled` flag. The next run lives in the cross-tenant cleanup schedule, which this store reads and changes
+ * only through the CleanupSchedule.
  */
 export class RedisTenantSettingsStore implements TenantSettingsStore {
-  constructor(private readonly redis: RedisClient) {
-    defineScripts(redis);
-  }
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly schedule: CleanupSchedule,
+  ) {}
 
   async get(tenantId: string): Promise<TenantSettingsRecord> {
     const [hash, next] = await Promise.all([
-      this.redis.hgetall(settingsKey(tenantId)),
-      this.redis.zscore(CLEANUP_SCHEDULE_KEY, tenantId),
-    ]).catch(toStoreError("read"));
+      this.redis.hgetall(settingsKey(tenantId)).catch(toStoreError("read")),
+      this.schedule.nextRun(tenantId),
+    ]);
     const values = { ...DEFAULT_TENANT_SETTINGS };
     for (const name of SETTING_NAMES) if (hash[name] !== undefined) values[name] = Number(hash[name]);
     return {
@@ -33,7 +34,7 @@ export class RedisTenantSettingsStore implements TenantSettingsStore {
       ...values,
       lastCleanupAt: hash.lastCleanupAt ? new Date(Number(hash.lastCleanupAt)) : null,
       lastCleanupPurged: hash.lastCleanupPurged !== undefined ? Number(hash.lastCleanupPurged) : null,
-      nextCleanupAt: next !== null ? new Date(Number(next)) : null,
+      nextCleanupAt: next !== null ? new Date(next) : null,
     };
   }
 
@@ -50,11 +51,9 @@ export class RedisTenantSettingsStore implements TenantSettingsStore {
         (await this.redis.hget(settingsKey(tenantId), "cleanupIntervalSeconds").catch(toStoreError("read"))) ??
           DEFAULT_TENANT_SETTINGS.cleanupIntervalSeconds,
       );
-    // A schedule time: read on the schedule's clock (see RedisCleanupSchedule.now).
-    const at = (await redisNow(this.redis, CLEANUP_SCHEDULE_KEY)) + interval * 1000;
-    const mode = patch.cleanupIntervalSeconds !== undefined ? [] : (["NX"] as const);
-    await this.redis.zadd(CLEANUP_SCHEDULE_KEY, ...mode, at, tenantId).catch(toStoreError("write"));
-    await this.redis.hset(settingsKey(tenantId), "scheduled", "1").catch(toStoreError("write"));
+    const at = (await this.schedule.now()) + interval * 1000;
+    if (patch.cleanupIntervalSeconds !== undefined) await this.schedule.reschedule(tenantId, at);
+    else await this.schedule.scheduleFirstRun(tenantId, at);
     return this.get(tenantId);
   }
 }
