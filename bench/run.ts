@@ -54,7 +54,7 @@ const ONLY = process.env.BENCH_SCENARIOS?.split(",")
 const SEED_IN_FLIGHT = 256;
 const CHECKED_REQUESTS = 20;
 const MAX_LATENCY_SAMPLES = 5_000_000;
-const LIMITS = { ...DEFAULT_TENANT_SETTINGS, maxContextBytes: 262_144 };
+const LIMITS = { maxContextBytes: 262_144 };
 
 // ---------------------------------------------------------------------------------------------------------------
 // Child processes: every one is tracked and stopped on exit, on errors and on SIGINT.
@@ -771,7 +771,10 @@ async function main(): Promise<void> {
   );
   const seedClient = createRedisClient({ url: redis.url, logger: pino({ level: "silent" }), commandTimeoutMs: 30_000 });
   await whenReady(seedClient, 5000);
-  const seedStore = new RedisSessionStore(seedClient, { schedule: new RedisCleanupSchedule(seedClient) });
+  const seedStore = new RedisSessionStore(seedClient, {
+    defaults: DEFAULT_TENANT_SETTINGS,
+    schedule: new RedisCleanupSchedule(seedClient),
+  });
   const seedSeconds = await seed(seedStore);
   await seedStore.close();
   const memory = await memoryReport(redis.admin, usedBefore);

@@ -1,10 +1,5 @@
 import type { CleanupSchedule, DueCleanup } from "../../cleanup/cleanup-schedule";
-import {
-  DEFAULT_TENANT_SETTINGS,
-  SETTING_NAMES,
-  type TenantSettingsRecord,
-  type TenantSettingsValues,
-} from "../../tenants/tenant-settings";
+import { SETTING_NAMES, type TenantSettingsRecord, type TenantSettingsValues } from "../../tenants/tenant-settings";
 import type { TenantSettingsStore } from "../../tenants/tenant-settings-store";
 
 interface TenantState {
@@ -23,7 +18,11 @@ export class MemoryTenantState implements TenantSettingsStore, CleanupSchedule {
   private readonly leases = new Map<string, { token: string; until: number }>();
   private leaseCounter = 0;
 
-  constructor(private readonly clock: () => number = Date.now) {}
+  /** `defaults`: what a tenant has until it sets its own (normally DEFAULT_TENANT_SETTINGS). */
+  constructor(
+    private readonly defaults: Readonly<TenantSettingsValues>,
+    private readonly clock: () => number = Date.now,
+  ) {}
 
   /** The settings the tenant has set itself (the rest fall back to defaults). */
   ownValues(tenantId: string): Partial<TenantSettingsValues> {
@@ -31,8 +30,8 @@ export class MemoryTenantState implements TenantSettingsStore, CleanupSchedule {
   }
 
   /** The values that apply to a tenant now (its own, else the defaults). */
-  values(tenantId: string): TenantSettingsValues {
-    return { ...DEFAULT_TENANT_SETTINGS, ...this.tenants.get(tenantId)?.values };
+  private values(tenantId: string): TenantSettingsValues {
+    return { ...this.defaults, ...this.tenants.get(tenantId)?.values };
   }
 
   async get(tenantId: string): Promise<TenantSettingsRecord> {

@@ -2,7 +2,7 @@ import type { CleanupSchedule } from "../../cleanup/cleanup-schedule";
 import { ConflictError, ContextTooLargeError } from "../../errors/errors";
 import type { SessionRecord, SessionRef, SessionWrite, WriteLimits } from "../../sessions/session-record";
 import type { PageCursor, SessionIndexPage, SessionStore } from "../../sessions/session-store";
-import { DEFAULT_TENANT_SETTINGS } from "../../tenants/tenant-settings";
+import type { TenantSettingsValues } from "../../tenants/tenant-settings";
 import {
   activityIndexKey,
   expiryIndexKey,
@@ -29,6 +29,11 @@ const EXPIRED_ENTRIES_PER_LISTING = 1000;
 
 /** What a RedisSessionStore works with besides its client. */
 export interface RedisSessionStoreOptions {
+  /**
+   * What a tenant has until it sets its own: TTL, list caps, cleanup interval (normally DEFAULT_TENANT_SETTINGS). The
+   * write script reads the tenant's own settings and falls back on these.
+   */
+  readonly defaults: Readonly<TenantSettingsValues>;
   /** Where a tenant's first cleanup is put after its first write. */
   readonly schedule: CleanupSchedule;
   /**
@@ -48,6 +53,7 @@ export class RedisSessionStore implements SessionStore {
   readonly kind = "redis";
   private readonly reads: RedisClient;
   private readonly schedule: CleanupSchedule;
+  private readonly defaults: Readonly<TenantSettingsValues>;
 
   constructor(
     private readonly redis: RedisClient,
@@ -55,6 +61,7 @@ export class RedisSessionStore implements SessionStore {
   ) {
     this.reads = options.reads ?? redis;
     this.schedule = options.schedule;
+    this.defaults = options.defaults;
     defineScripts(redis);
   }
 
@@ -229,13 +236,13 @@ export class RedisSessionStore implements SessionStore {
         String(recent?.length ?? 0),
         json(write.userPreferences ?? fallback?.object),
         String(write.ttlSeconds ?? 0),
-        String(limits.defaultTtlSeconds),
+        String(this.defaults.defaultTtlSeconds),
         String(write.expectedVersion ?? -1),
         String(limits.maxContextBytes - CONTEXT_JSON_OVERHEAD),
-        String(limits.maxInterruptedQueries),
-        String(limits.maxRecentInteractions),
+        String(this.defaults.maxInterruptedQueries),
+        String(this.defaults.maxRecentInteractions),
         indexMember(ref.userId, ref.sessionId),
-        String(DEFAULT_TENANT_SETTINGS.cleanupIntervalSeconds),
+        String(this.defaults.cleanupIntervalSeconds),
       )
       .catch(toStoreError("write"));
 

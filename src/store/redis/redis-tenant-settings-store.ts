@@ -1,14 +1,17 @@
 import type { CleanupSchedule } from "../../cleanup/cleanup-schedule";
-import {
-  DEFAULT_TENANT_SETTINGS,
-  SETTING_NAMES,
-  type TenantSettingsRecord,
-  type TenantSettingsValues,
-} from "../../tenants/tenant-settings";
+import { SETTING_NAMES, type TenantSettingsRecord, type TenantSettingsValues } from "../../tenants/tenant-settings";
 import type { TenantSettingsStore } from "../../tenants/tenant-settings-store";
 import { settingsKey } from "../keys";
 import type { RedisClient } from "./redis-client";
 import { toStoreError } from "./redis-errors";
+
+/** What a RedisTenantSettingsStore works with besides its client. */
+export interface RedisTenantSettingsStoreOptions {
+  /** What a tenant has until it sets its own (normally DEFAULT_TENANT_SETTINGS). */
+  readonly defaults: Readonly<TenantSettingsValues>;
+  /** Where the tenant's next cleanup run is read and, after a settings change, set. */
+  readonly schedule: CleanupSchedule;
+}
 
 /**
  * Tenant settings in the hash `tenant:{<tenant>}:settings` (the write script reads the TTL and list caps from it
@@ -17,17 +20,23 @@ import { toStoreError } from "./redis-errors";
  * only through the CleanupSchedule.
  */
 export class RedisTenantSettingsStore implements TenantSettingsStore {
+  private readonly schedule: CleanupSchedule;
+  private readonly defaults: Readonly<TenantSettingsValues>;
+
   constructor(
     private readonly redis: RedisClient,
-    private readonly schedule: CleanupSchedule,
-  ) {}
+    options: RedisTenantSettingsStoreOptions,
+  ) {
+    this.schedule = options.schedule;
+    this.defaults = options.defaults;
+  }
 
   async get(tenantId: string): Promise<TenantSettingsRecord> {
     const [hash, next] = await Promise.all([
       this.redis.hgetall(settingsKey(tenantId)).catch(toStoreError("read")),
       this.schedule.nextRun(tenantId),
     ]);
-    const values = { ...DEFAULT_TENANT_SETTINGS };
+    const values = { ...this.defaults };
     for (const name of SETTING_NAMES) if (hash[name] !== undefined) values[name] = Number(hash[name]);
     return {
       tenantId,
@@ -49,7 +58,7 @@ export class RedisTenantSettingsStore implements TenantSettingsStore {
       patch.cleanupIntervalSeconds ??
       Number(
         (await this.redis.hget(settingsKey(tenantId), "cleanupIntervalSeconds").catch(toStoreError("read"))) ??
-          DEFAULT_TENANT_SETTINGS.cleanupIntervalSeconds,
+          this.defaults.cleanupIntervalSeconds,
       );
     const at = (await this.schedule.now()) + interval * 1000;
     if (patch.cleanupIntervalSeconds !== undefined) await this.schedule.reschedule(tenantId, at);
