@@ -19,8 +19,9 @@ import { startRedis, type RedisProcess } from "../helpers/redis-server";
 
 /**
  * One SessionStore implementation under the shared contract suite, with the few things a test needs that the
- * interface does not offer: moving the store's clock and observing key expiry. The memory store gets a clock the
- * test controls; the Redis store runs on Redis's own clock (TIME), so "time passes" means waiting for it.
+ * interface does not offer: moving the store's clock, observing key expiry, and stores with other tenant defaults on
+ * the same data. The memory store gets a clock the test controls; the Redis store runs on Redis's own clock (TIME),
+ * so "time passes" means waiting for it.
  */
 export interface StoreUnderTest {
   readonly store: SessionStore;
