@@ -15,6 +15,7 @@ import pino from "pino";
 import { startRedis } from "../test/helpers/redis-server";
 import { sessionKey } from "../src/store/keys";
 import { createRedisClient, whenReady } from "../src/store/redis/redis-client";
+import { RedisCleanupSchedule } from "../src/store/redis/redis-cleanup-schedule";
 import { RedisSessionStore } from "../src/store/redis/redis-session-store";
 import { DEFAULT_TENANT_SETTINGS } from "../src/tenants/tenant-settings";
 
@@ -22,13 +23,16 @@ const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 200_000);
 const ORPHANS = Math.round(SESSIONS / 100);
 const GAP_MS = 3000;
 const IN_FLIGHT = 256;
-const LIMITS = { ...DEFAULT_TENANT_SETTINGS, maxContextBytes: 262_144 };
+const LIMITS = { maxContextBytes: 262_144 };
 
 async function main(): Promise<void> {
   const redis = await startRedis();
   const client = createRedisClient({ url: redis.url, logger: pino({ level: "silent" }), commandTimeoutMs: 30_000 });
   await whenReady(client, 5000);
-  const store = new RedisSessionStore(client);
+  const store = new RedisSessionStore(client, {
+    defaults: DEFAULT_TENANT_SETTINGS,
+    schedule: new RedisCleanupSchedule(client),
+  });
   const tenant = "bench-tenant";
   const redisNow = async () => {
     const [s, us] = await redis.admin.time();

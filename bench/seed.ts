@@ -7,12 +7,13 @@ import type { Redis } from "ioredis";
 import pino from "pino";
 import { sessionKey } from "../src/store/keys";
 import { createRedisClient, whenReady } from "../src/store/redis/redis-client";
+import { RedisCleanupSchedule } from "../src/store/redis/redis-cleanup-schedule";
 import { RedisSessionStore } from "../src/store/redis/redis-session-store";
 import { DEFAULT_TENANT_SETTINGS } from "../src/tenants/tenant-settings";
 import { prng, realisticContext } from "./workload";
 
 const SEED_IN_FLIGHT = 256;
-const LIMITS = { ...DEFAULT_TENANT_SETTINGS, maxContextBytes: 262_144 };
+const LIMITS = { maxContextBytes: 262_144 };
 
 export interface SeededSession {
   tenantId: string;
@@ -70,7 +71,10 @@ export class DataSet {
 export async function seed(redisUrl: string, data: DataSet): Promise<number> {
   const client = createRedisClient({ url: redisUrl, logger: pino({ level: "silent" }), commandTimeoutMs: 30_000 });
   await whenReady(client, 5000);
-  const store = new RedisSessionStore(client);
+  const store = new RedisSessionStore(client, {
+    defaults: DEFAULT_TENANT_SETTINGS,
+    schedule: new RedisCleanupSchedule(client),
+  });
   const started = performance.now();
   let next = 0;
   const worker = async () => {

@@ -3,10 +3,8 @@ import { createAuthenticator } from "./auth/authenticator";
 import { ConfigError, loadConfig, type Config } from "./config";
 import { createLogger } from "./logger";
 import { createServer } from "./server";
-import type { Logger } from "pino";
 import { CleanupScheduler } from "./cleanup/cleanup-scheduler";
-import { createMemoryBackend, createRedisBackend, type Backend } from "./store/backend";
-import { createReadConnection, createRedisClient, whenReady, type RedisTarget } from "./store/redis/redis-client";
+import { createBackend } from "./store/backend";
 
 /**
  * Composition root: config → logger → store → schema → server → listen → cleanup scheduler; shutdown on
@@ -54,34 +52,6 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
-}
-
-/** Which Redis the configuration names: one URL, a Cluster or Sentinels (config allows at most one). */
-function redisTarget(config: Config): RedisTarget | undefined {
-  if (config.redisUrl) return { url: config.redisUrl };
-  if (config.redisCluster) return { clusterNodes: config.redisCluster };
-  if (config.redisSentinel)
-    return { sentinels: config.redisSentinel.sentinels, sentinelName: config.redisSentinel.name };
-  return undefined;
-}
-
-async function createBackend(config: Config, logger: Logger): Promise<Backend> {
-  const target = redisTarget(config);
-  if (target) {
-    const redisLogger = logger.child({ component: "redis" });
-    const redis = createRedisClient({ ...target, logger: redisLogger });
-    redisLogger.info({ mode: "url" in target ? "single" : "clusterNodes" in target ? "cluster" : "sentinel" }, "redis");
-    const reads = createReadConnection(redis, redisLogger);
-    // Serve either way: /health/ready answers 503 until Redis is reachable, and the clients keep reconnecting.
-    const [ready, readsReady] = await Promise.all([whenReady(redis, 5000), whenReady(reads, 5000)]);
-    if (!ready || !readsReady) logger.warn("Redis is not reachable yet; starting anyway, not ready");
-    return createRedisBackend(redis, reads);
-  }
-  logger.warn(
-    { store: "memory" },
-    "no Redis configured (REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS): using the embedded in-process store (one process only, not durable; for local use)",
-  );
-  return createMemoryBackend();
 }
 
 main().catch((error: unknown) => {

@@ -15,7 +15,12 @@ export interface CleanupSchedule {
   due(now: number, limit: number): Promise<DueCleanup[]>;
   /** Moves the tenant's next run from `dueAt` to `nextAt`; false when another replica already did. */
   claim(tenantId: string, dueAt: number, nextAt: number): Promise<boolean>;
-  /** Sets the tenant's next run to `at` (after a settings change). */
+  /**
+   * Puts the tenant on the schedule with its first run at `at`, unless it is on it already: after the tenant's first
+   * write, or a settings change that leaves its interval alone. The one place a tenant joins the schedule.
+   */
+  scheduleFirstRun(tenantId: string, at: number): Promise<void>;
+  /** Sets the tenant's next run to `at`, whether it was on the schedule or not (after a change of its interval). */
   reschedule(tenantId: string, at: number): Promise<void>;
   /** The tenant's next run, or null when none is scheduled. */
   nextRun(tenantId: string): Promise<number | null>;

@@ -38,10 +38,10 @@ export interface SessionWrite extends Partial<ContextFields> {
   readonly expectedVersion?: number;
 }
 
-/** Limits that apply to one write; they come from configuration (and later from tenant settings). */
+/**
+ * What bounds a write apart from the tenant's settings: the configured MAX_CONTEXT_BYTES. The TTL and list caps of a
+ * tenant that has not set its own are the store's tenant defaults, given to its constructor.
+ */
 export interface WriteLimits {
-  readonly defaultTtlSeconds: number;
   readonly maxContextBytes: number;
-  readonly maxInterruptedQueries: number;
-  readonly maxRecentInteractions: number;
 }

@@ -36,8 +36,8 @@ export interface SessionStore {
 
   /**
    * Replaces the whole context (omitted fields become empty), keeping `storedAt` of an existing session. The
-   * session and its index entries change in one atomic step. `limits` gives the defaults for a tenant that has
-   * not set its own TTL and list caps.
+   * session and its index entries change in one atomic step. A tenant that has not set its own TTL and list caps
+   * gets the store's defaults; `limits` bounds the context's size.
    */
   store(tenantId: string, ref: SessionRef, write: SessionWrite, limits: WriteLimits): Promise<SessionRecord>;
 

@@ -6,7 +6,6 @@ import type { SessionContextInput } from "./session-context.input";
 import { primeSession } from "./session-loader";
 import type { SessionRecord, SessionWrite, WriteLimits } from "./session-record";
 import type { PageCursor } from "./session-store";
-import { DEFAULT_TENANT_SETTINGS } from "../tenants/tenant-settings";
 
 /** Largest page of `userSessions`. */
 export const MAX_PAGE_SIZE = 100;
@@ -22,7 +21,12 @@ export interface SessionServiceOptions {
  * the same tenant and role checks.
  */
 export class SessionService {
-  constructor(private readonly options: SessionServiceOptions) {}
+  /** The bounds of every write; the TTL and list caps of a tenant that has set none are the store's defaults. */
+  private readonly limits: WriteLimits;
+
+  constructor(private readonly options: SessionServiceOptions) {
+    this.limits = { maxContextBytes: options.maxContextBytes };
+  }
 
   /** One session of the caller's tenant, or null when absent or expired. Batched with the request's other reads. */
   read(ctx: RequestContext, sessionId: unknown, userId: unknown, fieldPrefix = ""): Promise<SessionRecord | null> {
@@ -51,7 +55,7 @@ export class SessionService {
     const userId = ctx.caller.actingFor(input.userId, "input.userId");
     const write = this.toWrite(input);
     const ref = { userId, sessionId: input.sessionId };
-    const record = await ctx.store[mode](ctx.caller.tenantId, ref, write, this.limits());
+    const record = await ctx.store[mode](ctx.caller.tenantId, ref, write, this.limits);
     primeSession(ctx.sessionLoader, record);
     return record;
   }
@@ -121,16 +125,6 @@ export class SessionService {
       userPreferences: input.userPreferences ?? undefined,
       ttlSeconds: ttlSeconds ?? undefined,
       expectedVersion: expectedVersion ?? undefined,
-    };
-  }
-
-  /** The defaults for a tenant that has not set its own TTL and caps; the stores apply the tenant's settings. */
-  private limits(): WriteLimits {
-    return {
-      defaultTtlSeconds: DEFAULT_TENANT_SETTINGS.defaultTtlSeconds,
-      maxContextBytes: this.options.maxContextBytes,
-      maxInterruptedQueries: DEFAULT_TENANT_SETTINGS.maxInterruptedQueries,
-      maxRecentInteractions: DEFAULT_TENANT_SETTINGS.maxRecentInteractions,
     };
   }
 }

@@ -83,3 +83,11 @@ export const CLEANUP_SCHEDULE_KEY = "scs:cleanup:schedule";
 export function cleanupLeaseKey(tenantId: string): string {
   return `scs:cleanup:lease:${escapeId(tenantId)}`;
 }
+
+/**
+ * A persisted query's key: Apollo names it `apq:<sha256>` and it lands at `scs:apq:<sha256>`. Persisted queries
+ * belong to no tenant.
+ */
+export function persistedQueryKey(apolloKey: string): string {
+  return `scs:${apolloKey}`;
+}

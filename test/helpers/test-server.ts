@@ -8,8 +8,7 @@ import { loadConfig, type Config } from "../../src/config";
 import type { OperationRule } from "../../src/execution/operation-rule";
 import { createServer, type SessionContextServer } from "../../src/server";
 import type { SessionStore } from "../../src/sessions/session-store";
-import { createReadConnection, createRedisClient, whenReady } from "../../src/store/redis/redis-client";
-import { createMemoryBackend, createRedisBackend, type Backend } from "../../src/store/backend";
+import { createBackend, type Backend } from "../../src/store/backend";
 
 export interface GraphQLResponse<T = Record<string, unknown>> {
   status: number;
@@ -60,11 +59,11 @@ export async function startTestServer(
   const logger = logs
     ? createLogger(config.logLevel, { write: (line: string) => void logs.push(JSON.parse(line)) })
     : pino({ level: config.logLevel });
-  const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined;
-  // Session reads on a connection of their own, as main.ts wires it.
-  const reads = redis ? createReadConnection(redis, logger) : undefined;
-  if (reads && !(await whenReady(reads, 5000))) throw new Error(`Redis at ${config.redisUrl} did not become ready`);
-  const backend = redis ? createRedisBackend(redis, reads) : createMemoryBackend();
+  // Wired as main.ts wires it: the server's own client and a read connection, or the embedded store.
+  const backend = await createBackend(config, logger);
+  // A URL gives a single-node client (a Cluster comes only from seed nodes).
+  const redis = backend.redis as Redis | undefined;
+  if (redis && redis.status !== "ready") throw new Error(`Redis at ${config.redisUrl} did not become ready`);
   const store = backend.sessions;
   const server: SessionContextServer = await createServer({
     config,
@@ -104,13 +103,6 @@ export function gatewayHeaders(tenantId: string, userId: string, roles: string[]
 /** A tenant id no other test uses, so tests never need to flush shared state. */
 export function freshTenant(label = "tenant"): string {
   return `${label}-${randomUUID()}`;
-}
-
-async function connectRedis(redisUrl: string, logger: pino.Logger): Promise<Redis> {
-  // A URL gives a single-node client (a Cluster comes only from seed nodes).
-  const redis = createRedisClient({ url: redisUrl, logger }) as Redis;
-  if (!(await whenReady(redis, 5000))) throw new Error(`Redis at ${redisUrl} did not become ready`);
-  return redis;
 }
 
 /**

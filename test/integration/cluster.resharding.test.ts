@@ -3,11 +3,12 @@ import { ServiceUnavailableError } from "../../src/errors/errors";
 import type { SessionRef } from "../../src/sessions/session-record";
 import { settingsKey } from "../../src/store/keys";
 import { createRedisClient, whenReady } from "../../src/store/redis/redis-client";
+import { RedisCleanupSchedule } from "../../src/store/redis/redis-cleanup-schedule";
 import { RedisSessionStore } from "../../src/store/redis/redis-session-store";
 import { pollUntil } from "../helpers/poll";
 import { startRedisCluster, type RedisClusterProcess } from "../helpers/redis-cluster";
 import { freshTenant } from "../helpers/test-server";
-import { LIMITS } from "./session-store.harness";
+import { DEFAULTS, LIMITS } from "./session-store.harness";
 
 /**
  * Resharding under traffic: the slot of a tenant that is being written moves to another master, the way
@@ -16,7 +17,8 @@ import { LIMITS } from "./session-store.harness";
  * the command did not run, so following it never applies a merge twice.
  */
 
-const roomy = { ...LIMITS, maxInterruptedQueries: 10_000, maxRecentInteractions: 10_000 };
+/** Tenant defaults with room for every entry the traffic below merges into the hot session. */
+const ROOMY = { ...DEFAULTS, maxInterruptedQueries: 10_000, maxRecentInteractions: 10_000 };
 const users = ["u1", "u2", "u3"];
 const seeded: SessionRef[] = users.flatMap((userId) => [1, 2].map((n) => ({ userId, sessionId: `s${n}` })));
 const hot: SessionRef = { userId: "u1", sessionId: "s1" };
@@ -44,7 +46,7 @@ describe("Resharding: a tenant's slot moves to another master while it is writte
       logger: pino({ level: "silent" }),
     });
     if (!(await whenReady(client, 10_000))) throw new Error("cluster client not ready");
-    store = new RedisSessionStore(client);
+    store = new RedisSessionStore(client, { defaults: ROOMY, schedule: new RedisCleanupSchedule(client) });
   }, 60_000);
   afterAll(async () => {
     await store?.close();
@@ -53,7 +55,7 @@ describe("Resharding: a tenant's slot moves to another master while it is writte
 
   it("every merge lands exactly once, reads keep answering, and the slot ends on the target", async () => {
     const tenant = freshTenant();
-    for (const ref of seeded) await store.store(tenant, ref, { conversationState: { seeded: true } }, roomy);
+    for (const ref of seeded) await store.store(tenant, ref, { conversationState: { seeded: true } }, LIMITS);
     const admin = cluster.admin;
     const slot = Number(await admin.cluster("KEYSLOT", settingsKey(tenant)));
     const sourcePort = await cluster.ownerOf(slot);
@@ -73,7 +75,7 @@ describe("Resharding: a tenant's slot moves to another master while it is writte
       for (let n = 0; running() && n < MAX_OPERATIONS_PER_WORKER; n++) {
         const entry = `w${worker}-${n}`;
         try {
-          await store.merge(tenant, hot, { interruptedQueries: [entry] }, roomy);
+          await store.merge(tenant, hot, { interruptedQueries: [entry] }, LIMITS);
           tally.merged.push(entry);
         } catch (error) {
           if (!(error instanceof ServiceUnavailableError)) tally.other.push(error);

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from "ioredis";
-import type { ContextFields, SessionRef, WriteLimits } from "../../src/sessions/session-record";
+import type { ContextFields, SessionRef } from "../../src/sessions/session-record";
+import type { SessionStore } from "../../src/sessions/session-store";
 import { sessionKey } from "../../src/store/keys";
 import { encodeDocument, type SessionDocument } from "../../src/store/session-document";
 import { freshTenant } from "../helpers/test-server";
@@ -60,9 +61,14 @@ describe.each([
   const put = (tenant: string, document: string) =>
     admin(sut).set(sessionKey(tenant, ref.userId, ref.sessionId), document, "EX", stored.ttlSeconds);
 
-  /** Merges `patch` into the stored session and checks the whole new document, byte for byte. */
-  async function expectMerge(tenant: string, patch: Partial<ContextFields>, expected: ContextFields, limits = LIMITS) {
-    const record = await sut.store.merge(tenant, ref, patch, limits);
+  /** Merges `patch` into the stored session (through `on`) and checks the whole new document, byte for byte. */
+  async function expectMerge(
+    tenant: string,
+    patch: Partial<ContextFields>,
+    expected: ContextFields,
+    on: SessionStore = sut.store,
+  ) {
+    const record = await on.merge(tenant, ref, patch, LIMITS);
     expect(contextOf(record)).toEqual(expected);
     expect(Object.keys(record)).not.toContain("spans");
     const document = await raw(tenant);
@@ -81,18 +87,19 @@ describe.each([
   describe("Every write ends the document in a spans trailer: the text encodeDocument gives", () => {
     it("after a store, merges of every field, list caps and a lowered cap", async () => {
       const tenant = freshTenant();
-      const capped: WriteLimits = { ...LIMITS, maxInterruptedQueries: 4, maxRecentInteractions: 3 };
-      const steps: [mode: "store" | "merge", patch: Partial<ContextFields>, limits: WriteLimits][] = [
+      const capped = sut.withDefaults({ maxInterruptedQueries: 4, maxRecentInteractions: 3 });
+      const lowered = sut.withDefaults({ maxInterruptedQueries: 4, maxRecentInteractions: 1 });
+      const steps: [mode: "store" | "merge", patch: Partial<ContextFields>, on: SessionStore][] = [
         ["store", contextOf(stored), capped],
         ["merge", { interruptedQueries: ["4th", "5th"], conversationState: { step: 2 } }, capped],
         ["merge", { recentInteractions: [{ at: "now" }] }, capped],
         ["merge", { userPreferences: { theme: "dark" } }, capped],
         ["merge", {}, capped],
-        ["merge", { recentInteractions: [] }, { ...capped, maxRecentInteractions: 1 }],
+        ["merge", { recentInteractions: [] }, lowered],
         ["merge", { interruptedQueries: ["a", "b", "c", "d", "e", "f"] }, capped],
       ];
-      for (const [mode, patch, limits] of steps) {
-        const record = await sut.store[mode](tenant, ref, patch, limits);
+      for (const [mode, patch, on] of steps) {
+        const record = await on[mode](tenant, ref, patch, LIMITS);
         const document = await raw(tenant);
         const spans = TRAILER.exec(document)!.slice(1).map(Number);
         const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value), "utf8");
@@ -136,7 +143,8 @@ describe.each([
       const tenant = freshTenant();
       await put(tenant, oldLayout(stored));
 
-      const document = await expectMerge(tenant, patch, expected, { ...LIMITS, maxInterruptedQueries: 4 });
+      const fourQueries = sut.withDefaults({ maxInterruptedQueries: 4 });
+      const document = await expectMerge(tenant, patch, expected, fourQueries);
 
       // The next merge goes by the trailer the first one wrote.
       await expectMerge(
@@ -146,7 +154,7 @@ describe.each([
           ...expected,
           interruptedQueries: [...expected.interruptedQueries, "next"].slice(-4),
         },
-        { ...LIMITS, maxInterruptedQueries: 4 },
+        fourQueries,
       );
       expect(document).toMatch(TRAILER);
     });

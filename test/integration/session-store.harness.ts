@@ -8,9 +8,11 @@ import type {
   WriteLimits,
 } from "../../src/sessions/session-record";
 import type { SessionStore } from "../../src/sessions/session-store";
+import { DEFAULT_TENANT_SETTINGS, type TenantSettingsValues } from "../../src/tenants/tenant-settings";
 import { sessionKey } from "../../src/store/keys";
 import { MemorySessionStore } from "../../src/store/memory/memory-session-store";
 import { createRedisClient, whenReady, type RedisClient } from "../../src/store/redis/redis-client";
+import { RedisCleanupSchedule } from "../../src/store/redis/redis-cleanup-schedule";
 import { RedisSessionStore } from "../../src/store/redis/redis-session-store";
 import { pollUntil } from "../helpers/poll";
 import { startRedisCluster, type RedisClusterProcess } from "../helpers/redis-cluster";
@@ -18,11 +20,18 @@ import { startRedis, timeReplyMs, waitForRedisClock, type RedisProcess } from ".
 
 /**
  * One SessionStore implementation under the shared contract suite, with the few things a test needs that the
- * interface does not offer: moving the store's clock and observing key expiry. The memory store gets a clock the
- * test controls; the Redis store runs on Redis's own clock (TIME), so "time passes" means waiting for it.
+ * interface does not offer: moving the store's clock, observing key expiry, and stores with other tenant defaults on
+ * the same data. The memory store gets a clock the test controls; the Redis store runs on Redis's own clock (TIME),
+ * so "time passes" means waiting for it.
  */
 export interface StoreUnderTest {
   readonly store: SessionStore;
+  /**
+   * Another store on the same sessions whose tenants default to DEFAULTS with `changed` over them, as a replica
+   * configured with other defaults would be: a store takes its tenant defaults in its constructor, and the contract
+   * checks that a write applies the defaults of the store that runs it. Closed with `store`.
+   */
+  withDefaults(changed: Partial<TenantSettingsValues>): SessionStore;
   /** Lets at least `ms` milliseconds pass on the clock the store stamps writes with. */
   passTime(ms: number): Promise<void>;
   /**
@@ -38,16 +47,28 @@ export interface StoreUnderTest {
 export interface RedisStoreUnderTest extends StoreUnderTest {
   readonly store: RedisSessionStore;
   readonly redis: RedisProcess;
-  /** Another store on its own client to the same Redis, like another server replica; closed by `close()`. */
-  replica(): Promise<RedisSessionStore>;
+  /**
+   * Another store on its own client to the same Redis, like another server replica (its tenant defaults: DEFAULTS
+   * with `changed` over them); closed by `close()`.
+   */
+  replica(changed?: Partial<TenantSettingsValues>): Promise<RedisSessionStore>;
 }
 
-/** The contract's defaults: 24 h TTL, 256 KiB contexts, 100 entries per list. */
-export const LIMITS: WriteLimits = Object.freeze({
+/** The tenant defaults every store under test is built with: 24 h TTL, 100 entries per list, the rest the service's. */
+export const DEFAULTS: Readonly<TenantSettingsValues> = Object.freeze({
+  ...DEFAULT_TENANT_SETTINGS,
   defaultTtlSeconds: 86_400,
-  maxContextBytes: 262_144,
   maxInterruptedQueries: 100,
   maxRecentInteractions: 100,
+});
+
+/**
+ * The contract's limits: 256 KiB contexts. A store bounds a write by `maxContextBytes` only; the defaults it was built
+ * with (DEFAULTS) ride along so that tests can compare with them.
+ */
+export const LIMITS: Readonly<WriteLimits & TenantSettingsValues> = Object.freeze({
+  ...DEFAULTS,
+  maxContextBytes: 262_144,
 });
 
 const silent = pino({ level: "silent" });
@@ -80,6 +101,17 @@ async function expectKeyExpiresAt(admin: Redis | Cluster, key: string, expiresAt
   expect(Math.abs(keyExpiresAt - expiresAt.getTime())).toBeLessThanOrEqual(50);
 }
 
+/**
+ * A Redis store on `client` with the cleanup schedule on that client, as createRedisBackend wires them; its tenant
+ * defaults are DEFAULTS with `changed` over them.
+ */
+function redisStore(client: RedisClient, changed: Partial<TenantSettingsValues> = {}): RedisSessionStore {
+  return new RedisSessionStore(client, {
+    defaults: { ...DEFAULTS, ...changed },
+    schedule: new RedisCleanupSchedule(client),
+  });
+}
+
 /** Waits (polling Redis, which announces no expiry) until the session's key is gone, at most 3 s past its expiry. */
 async function waitForKeyExpiry(admin: Redis | Cluster, key: string, record: SessionRecord): Promise<void> {
   await pollUntil(`${key} expired`, async () => (await admin.exists(key)) === 0, {
@@ -90,14 +122,16 @@ async function waitForKeyExpiry(admin: Redis | Cluster, key: string, record: Ses
 
 export async function startRedisStore(): Promise<RedisStoreUnderTest> {
   const redis = await startRedis();
-  const store = new RedisSessionStore(await connectedClient(redis.url));
+  const client = await connectedClient(redis.url);
+  const store = redisStore(client);
   const replicas: RedisSessionStore[] = [];
   const keyOf = (tenantId: string, ref: SessionRef) => sessionKey(tenantId, ref.userId, ref.sessionId);
   return {
     store,
     redis,
-    async replica() {
-      const replica = new RedisSessionStore(await connectedClient(redis.url));
+    withDefaults: (changed) => redisStore(client, changed),
+    async replica(changed) {
+      const replica = redisStore(await connectedClient(redis.url), changed);
       replicas.push(replica);
       return replica;
     },
@@ -114,8 +148,8 @@ export async function startRedisStore(): Promise<RedisStoreUnderTest> {
 export interface ClusterStoreUnderTest extends StoreUnderTest {
   readonly store: RedisSessionStore;
   readonly cluster: RedisClusterProcess;
-  /** Another store on its own Cluster client, like another server replica; closed by `close()`. */
-  replica(): Promise<RedisSessionStore>;
+  /** Another store on its own Cluster client, like another server replica (defaults as `replica` above). */
+  replica(changed?: Partial<TenantSettingsValues>): Promise<RedisSessionStore>;
 }
 
 /**
@@ -125,19 +159,21 @@ export interface ClusterStoreUnderTest extends StoreUnderTest {
 export async function startClusterStore(): Promise<ClusterStoreUnderTest> {
   const cluster = await startRedisCluster();
   const replicas: RedisSessionStore[] = [];
-  let store: RedisSessionStore;
+  let client: RedisClient;
   try {
-    store = new RedisSessionStore(await connectedClusterClient(cluster));
+    client = await connectedClusterClient(cluster);
   } catch (error) {
     await cluster.stop();
     throw error;
   }
+  const store = redisStore(client);
   const keyOf = (tenantId: string, ref: SessionRef) => sessionKey(tenantId, ref.userId, ref.sessionId);
   return {
     store,
     cluster,
-    async replica() {
-      const replica = new RedisSessionStore(await connectedClusterClient(cluster));
+    withDefaults: (changed) => redisStore(client, changed),
+    async replica(changed) {
+      const replica = redisStore(await connectedClusterClient(cluster), changed);
       replicas.push(replica);
       return replica;
     },
@@ -154,10 +190,17 @@ export async function startClusterStore(): Promise<ClusterStoreUnderTest> {
 
 export async function startMemoryStore(): Promise<StoreUnderTest> {
   let now = Date.now();
-  const store = new MemorySessionStore({ now: () => now });
+  const store = new MemorySessionStore({ now: () => now, defaults: DEFAULTS });
   const present = async (tenantId: string, ref: SessionRef) => (await store.getMany(tenantId, [ref]))[0] !== null;
   return {
     store,
+    withDefaults(changed) {
+      // The embedded store keeps its sessions in itself, so another store on the same sessions is a view of it:
+      // an object that inherits everything from the store but its own `defaults` (the field its writes read).
+      const view = Object.create(store) as MemorySessionStore;
+      Object.defineProperty(view, "defaults", { value: Object.freeze({ ...DEFAULTS, ...changed }) });
+      return view;
+    },
     async passTime(ms) {
       now += ms;
     },

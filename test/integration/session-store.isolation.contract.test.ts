@@ -1,4 +1,4 @@
-import type { ContextFields, SessionRef, WriteLimits } from "../../src/sessions/session-record";
+import type { ContextFields, SessionRef } from "../../src/sessions/session-record";
 import type { SessionStore } from "../../src/sessions/session-store";
 import { sessionKey, tenantPrefix } from "../../src/store/keys";
 import type { RedisProcess } from "../helpers/redis-server";
@@ -22,7 +22,8 @@ import {
  */
 
 const ref = { userId: "user-1", sessionId: "session-1" };
-const roomy: WriteLimits = { ...LIMITS, maxInterruptedQueries: 1000, maxRecentInteractions: 1000 };
+/** Tenant defaults with room for every entry of the concurrent batches below. */
+const ROOMY = { maxInterruptedQueries: 1000, maxRecentInteractions: 1000 };
 
 /** Merge number `i` of a concurrent batch: one list entry and one conversationState key only it writes. */
 const mergeNumber = (i: number) => ({
@@ -84,9 +85,10 @@ describe.each(STORES)("%s", (_name, start) => {
     it("300 concurrent merges each get their own version and none of their entries or keys is lost", async () => {
       const tenant = freshTenant();
       const count = 300;
+      const roomy = sut.withDefaults(ROOMY);
 
       const records = await Promise.all(
-        Array.from({ length: count }, (_, i) => store.merge(tenant, ref, mergeNumber(i), roomy)),
+        Array.from({ length: count }, (_, i) => roomy.merge(tenant, ref, mergeNumber(i), LIMITS)),
       );
 
       const final = (await store.getMany(tenant, [ref]))[0]!;
@@ -168,10 +170,10 @@ describe("RedisSessionStore in Redis", () => {
   describe("Atomic merges across replicas", () => {
     it("300 merges from five independent clients at once all land and the version is their count", async () => {
       const tenant = freshTenant();
-      const stores = [sut.store, ...(await Promise.all([1, 2, 3, 4].map(() => sut.replica())))];
+      const stores = [sut.withDefaults(ROOMY), ...(await Promise.all([1, 2, 3, 4].map(() => sut.replica(ROOMY))))];
 
       await Promise.all(
-        Array.from({ length: 300 }, (_, i) => stores[i % stores.length].merge(tenant, ref, mergeNumber(i), roomy)),
+        Array.from({ length: 300 }, (_, i) => stores[i % stores.length].merge(tenant, ref, mergeNumber(i), LIMITS)),
       );
 
       const final = (await sut.store.getMany(tenant, [ref]))[0]!;

@@ -54,7 +54,7 @@ describe.each(STORES)("%s", (_name, start) => {
     it.each(writes)("%s of a new session without ttlSeconds takes the default TTL", async (mode) => {
       const tenant = freshTenant();
 
-      const record = await write(mode, tenant, {}, { ...LIMITS, defaultTtlSeconds: 3600 });
+      const record = await sut.withDefaults({ defaultTtlSeconds: 3600 })[mode](tenant, ref, {}, LIMITS);
 
       expect(record.ttlSeconds).toBe(3600);
       expect(record.expiresAt.getTime()).toBe(record.lastUpdated.getTime() + 3600_000);
@@ -77,7 +77,7 @@ describe.each(STORES)("%s", (_name, start) => {
       const first = await store.store(tenant, ref, { ttlSeconds: 600 }, LIMITS);
       await sut.passTime(20);
 
-      const record = await write(mode, tenant, {}, { ...LIMITS, defaultTtlSeconds: 30 });
+      const record = await sut.withDefaults({ defaultTtlSeconds: 30 })[mode](tenant, ref, {}, LIMITS);
 
       expect(record.ttlSeconds).toBe(600);
       expect(record.expiresAt.getTime()).toBe(record.lastUpdated.getTime() + 600_000);
@@ -101,18 +101,21 @@ describe.each(STORES)("%s", (_name, start) => {
   });
 
   describe("List caps: merge and store keep only the newest entries", () => {
-    const capped: WriteLimits = { ...LIMITS, maxInterruptedQueries: 3, maxRecentInteractions: 2 };
+    let capped: SessionStore;
+    beforeAll(() => {
+      capped = sut.withDefaults({ maxInterruptedQueries: 3, maxRecentInteractions: 2 });
+    });
     const queries = (...n: number[]) => n.map((i) => `q${i}`);
     const interactions = (...n: number[]) => n.map((i) => ({ n: i }));
 
     it("store keeps the newest maxInterruptedQueries and maxRecentInteractions", async () => {
       const tenant = freshTenant();
 
-      const record = await store.store(
+      const record = await capped.store(
         tenant,
         ref,
         { interruptedQueries: queries(1, 2, 3, 4, 5), recentInteractions: interactions(1, 2, 3, 4, 5) },
-        capped,
+        LIMITS,
       );
 
       expect(record.interruptedQueries).toEqual(queries(3, 4, 5));
@@ -122,18 +125,18 @@ describe.each(STORES)("%s", (_name, start) => {
 
     it("merge appending past the cap drops the oldest entries", async () => {
       const tenant = freshTenant();
-      await store.store(
+      await capped.store(
         tenant,
         ref,
         { interruptedQueries: queries(1, 2), recentInteractions: interactions(1) },
-        capped,
+        LIMITS,
       );
 
-      const record = await store.merge(
+      const record = await capped.merge(
         tenant,
         ref,
         { interruptedQueries: queries(3, 4), recentInteractions: interactions(2, 3) },
-        capped,
+        LIMITS,
       );
 
       expect(record.interruptedQueries).toEqual(queries(2, 3, 4));
@@ -143,13 +146,13 @@ describe.each(STORES)("%s", (_name, start) => {
 
     it("one merge adding more than the cap keeps the newest of the added entries only", async () => {
       const tenant = freshTenant();
-      await store.store(tenant, ref, { interruptedQueries: queries(1), recentInteractions: interactions(1) }, capped);
+      await capped.store(tenant, ref, { interruptedQueries: queries(1), recentInteractions: interactions(1) }, LIMITS);
 
-      const record = await store.merge(
+      const record = await capped.merge(
         tenant,
         ref,
         { interruptedQueries: queries(2, 3, 4, 5), recentInteractions: interactions(2, 3, 4) },
-        capped,
+        LIMITS,
       );
 
       expect(record.interruptedQueries).toEqual(queries(3, 4, 5));
@@ -165,11 +168,11 @@ describe.each(STORES)("%s", (_name, start) => {
         LIMITS,
       );
 
-      const record = await store.merge(
+      const record = await capped.merge(
         tenant,
         ref,
         { interruptedQueries: queries(6), recentInteractions: interactions(6) },
-        capped,
+        LIMITS,
       );
 
       expect(record.interruptedQueries).toEqual(queries(4, 5, 6));

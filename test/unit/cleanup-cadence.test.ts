@@ -10,7 +10,7 @@ describe("scheduled cleanup cadence", () => {
   const INTERVAL_S = 60;
   const INTERVAL_MS = INTERVAL_S * 1000;
   let clock = 1_700_000_000_000;
-  const backend = createMemoryBackend({ now: () => clock, sweepIntervalMs: 3_600_000 });
+  const backend = createMemoryBackend({ now: () => clock });
   const scheduler = new CleanupScheduler({ ...backend, logger: pino({ level: "silent" }), tickMs: 1000 });
 
   afterAll(() => backend.sessions.close());

@@ -7,6 +7,7 @@ import type {
   WriteLimits,
 } from "../../sessions/session-record";
 import type { PageCursor, SessionIndexPage, SessionStore } from "../../sessions/session-store";
+import type { TenantSettingsValues } from "../../tenants/tenant-settings";
 import { indexMember, sessionKey } from "../keys";
 import {
   contextBytes,
@@ -21,11 +22,16 @@ import { MemoryTenantState } from "./memory-tenant-settings-store";
 
 /** Options of the embedded store. */
 export interface MemorySessionStoreOptions {
+  /** What a tenant has until it sets its own: TTL, list caps, cleanup interval (normally DEFAULT_TENANT_SETTINGS). */
+  defaults: Readonly<TenantSettingsValues>;
   /** Clock in epoch milliseconds. Default `Date.now`; tests pass their own to move time. */
   now?: () => number;
   /** How often expired sessions are swept out of memory. Default 60 000 ms; reads never see them regardless. */
   sweepIntervalMs?: number;
-  /** Tenant settings and cleanup schedule shared with the rest of the embedded backend. Default: its own. */
+  /**
+   * Tenant settings and cleanup schedule shared with the rest of the embedded backend; a tenant's first write puts it
+   * on this schedule. Default: its own, with the same defaults.
+   */
   tenants?: MemoryTenantState;
 }
 
@@ -50,11 +56,13 @@ export class MemorySessionStore implements SessionStore {
   readonly tenants: MemoryTenantState;
   private readonly entries = new Map<string, Entry>();
   private readonly now: () => number;
+  private readonly defaults: Readonly<TenantSettingsValues>;
   private readonly sweeper: NodeJS.Timeout;
 
-  constructor(options: MemorySessionStoreOptions = {}) {
+  constructor(options: MemorySessionStoreOptions) {
     this.now = options.now ?? Date.now;
-    this.tenants = options.tenants ?? new MemoryTenantState(this.now);
+    this.defaults = options.defaults;
+    this.tenants = options.tenants ?? new MemoryTenantState(options.defaults, this.now);
     this.sweeper = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 60_000);
     this.sweeper.unref();
   }
@@ -67,27 +75,25 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async store(tenantId: string, ref: SessionRef, write: SessionWrite, limits: WriteLimits): Promise<SessionRecord> {
-    const caps = this.caps(tenantId, limits);
-    return this.write(tenantId, ref, write, limits, () => ({
+    return this.write(tenantId, ref, write, limits, (_old, tenant) => ({
       conversationState: write.conversationState ?? {},
-      interruptedQueries: newest(write.interruptedQueries ?? [], caps.maxInterruptedQueries),
-      recentInteractions: newest(write.recentInteractions ?? [], caps.maxRecentInteractions),
+      interruptedQueries: newest(write.interruptedQueries ?? [], tenant.maxInterruptedQueries),
+      recentInteractions: newest(write.recentInteractions ?? [], tenant.maxRecentInteractions),
       userPreferences: write.userPreferences ?? {},
     }));
   }
 
   async merge(tenantId: string, ref: SessionRef, write: SessionWrite, limits: WriteLimits): Promise<SessionRecord> {
-    const caps = this.caps(tenantId, limits);
-    return this.write(tenantId, ref, write, limits, (old) => ({
+    return this.write(tenantId, ref, write, limits, (old, tenant) => ({
       // Spread defines own properties, so a key such as "__proto__" stays an ordinary key.
       conversationState: write.conversationState
         ? { ...old?.conversationState, ...write.conversationState }
         : (old?.conversationState ?? {}),
       interruptedQueries: write.interruptedQueries
-        ? newest([...(old?.interruptedQueries ?? []), ...write.interruptedQueries], caps.maxInterruptedQueries)
+        ? newest([...(old?.interruptedQueries ?? []), ...write.interruptedQueries], tenant.maxInterruptedQueries)
         : (old?.interruptedQueries ?? []),
       recentInteractions: write.recentInteractions
-        ? newest([...(old?.recentInteractions ?? []), ...write.recentInteractions], caps.maxRecentInteractions)
+        ? newest([...(old?.recentInteractions ?? []), ...write.recentInteractions], tenant.maxRecentInteractions)
         : (old?.recentInteractions ?? []),
       userPreferences: write.userPreferences
         ? { ...old?.userPreferences, ...write.userPreferences }
@@ -149,25 +155,19 @@ export class MemorySessionStore implements SessionStore {
     this.entries.clear();
   }
 
-  /** The tenant's own list caps, else the given defaults. */
-  private caps(
-    tenantId: string,
-    limits: WriteLimits,
-  ): Pick<WriteLimits, "maxInterruptedQueries" | "maxRecentInteractions"> {
-    const own = this.tenants.ownValues(tenantId);
-    return {
-      maxInterruptedQueries: own.maxInterruptedQueries ?? limits.maxInterruptedQueries,
-      maxRecentInteractions: own.maxRecentInteractions ?? limits.maxRecentInteractions,
-    };
+  /** What applies to a tenant's writes: its own settings, else this store's defaults (as the write script reads them). */
+  private settingsOf(tenantId: string): TenantSettingsValues {
+    return { ...this.defaults, ...this.tenants.ownValues(tenantId) };
   }
 
-  private write(
+  private async write(
     tenantId: string,
     ref: SessionRef,
     write: SessionWrite,
     limits: WriteLimits,
-    nextFields: (old: SessionDocument | undefined) => ContextFields,
-  ): SessionRecord {
+    nextFields: (old: SessionDocument | undefined, tenant: TenantSettingsValues) => ContextFields,
+  ): Promise<SessionRecord> {
+    const tenant = this.settingsOf(tenantId);
     const key = sessionKey(tenantId, ref.userId, ref.sessionId);
     const current = this.live(key);
     const old = current === undefined ? undefined : decodeDocument(current.document);
@@ -175,13 +175,12 @@ export class MemorySessionStore implements SessionStore {
     if (write.expectedVersion !== undefined && write.expectedVersion !== version) {
       throw new ConflictError(write.expectedVersion, version);
     }
-    const fields = nextFields(old);
+    const fields = nextFields(old, tenant);
     const bytes = contextBytes(fields);
     if (bytes > limits.maxContextBytes) throw new ContextTooLargeError(bytes, limits.maxContextBytes);
 
     const now = this.now();
-    const own = this.tenants.ownValues(tenantId);
-    const ttlSeconds = write.ttlSeconds ?? old?.ttlSeconds ?? own.defaultTtlSeconds ?? limits.defaultTtlSeconds;
+    const ttlSeconds = write.ttlSeconds ?? old?.ttlSeconds ?? tenant.defaultTtlSeconds;
     const document = encodeDocument({
       version: version + 1,
       storedAt: old?.storedAt ?? now,
@@ -197,7 +196,8 @@ export class MemorySessionStore implements SessionStore {
       lastUpdated: now,
       expiresAt: now + ttlSeconds * 1000,
     });
-    this.tenants.scheduleIfAbsent(tenantId, now + this.tenants.values(tenantId).cleanupIntervalSeconds * 1000);
+    // The embedded schedule applies this when called, so the write and its scheduling are still one step.
+    await this.tenants.scheduleFirstRun(tenantId, now + tenant.cleanupIntervalSeconds * 1000);
     return toRecord(tenantId, ref, decodeDocument(document));
   }
 

@@ -1,10 +1,5 @@
 import type { CleanupSchedule, DueCleanup } from "../../cleanup/cleanup-schedule";
-import {
-  DEFAULT_TENANT_SETTINGS,
-  SETTING_NAMES,
-  type TenantSettingsRecord,
-  type TenantSettingsValues,
-} from "../../tenants/tenant-settings";
+import { SETTING_NAMES, type TenantSettingsRecord, type TenantSettingsValues } from "../../tenants/tenant-settings";
 import type { TenantSettingsStore } from "../../tenants/tenant-settings-store";
 
 interface TenantState {
@@ -23,7 +18,11 @@ export class MemoryTenantState implements TenantSettingsStore, CleanupSchedule {
   private readonly leases = new Map<string, { token: string; until: number }>();
   private leaseCounter = 0;
 
-  constructor(private readonly clock: () => number = Date.now) {}
+  /** `defaults`: what a tenant has until it sets its own (normally DEFAULT_TENANT_SETTINGS). */
+  constructor(
+    private readonly defaults: Readonly<TenantSettingsValues>,
+    private readonly clock: () => number = Date.now,
+  ) {}
 
   /** The settings the tenant has set itself (the rest fall back to defaults). */
   ownValues(tenantId: string): Partial<TenantSettingsValues> {
@@ -31,13 +30,8 @@ export class MemoryTenantState implements TenantSettingsStore, CleanupSchedule {
   }
 
   /** The values that apply to a tenant now (its own, else the defaults). */
-  values(tenantId: string): TenantSettingsValues {
-    return { ...DEFAULT_TENANT_SETTINGS, ...this.tenants.get(tenantId)?.values };
-  }
-
-  /** After a tenant's write: its first cleanup is due one interval later, unless one is scheduled already. */
-  scheduleIfAbsent(tenantId: string, at: number): void {
-    if (!this.schedule.has(tenantId)) this.schedule.set(tenantId, at);
+  private values(tenantId: string): TenantSettingsValues {
+    return { ...this.defaults, ...this.tenants.get(tenantId)?.values };
   }
 
   async get(tenantId: string): Promise<TenantSettingsRecord> {
@@ -56,8 +50,7 @@ export class MemoryTenantState implements TenantSettingsStore, CleanupSchedule {
     const state = this.state(tenantId);
     for (const name of SETTING_NAMES) if (patch[name] !== undefined) state.values[name] = patch[name];
     const at = this.clock() + this.values(tenantId).cleanupIntervalSeconds * 1000;
-    if (patch.cleanupIntervalSeconds !== undefined) this.schedule.set(tenantId, at);
-    else this.scheduleIfAbsent(tenantId, at);
+    this.putOnSchedule(tenantId, at, patch.cleanupIntervalSeconds !== undefined ? "replace" : "ifAbsent");
     return this.get(tenantId);
   }
 
@@ -79,8 +72,12 @@ export class MemoryTenantState implements TenantSettingsStore, CleanupSchedule {
     return true;
   }
 
+  async scheduleFirstRun(tenantId: string, at: number): Promise<void> {
+    this.putOnSchedule(tenantId, at, "ifAbsent");
+  }
+
   async reschedule(tenantId: string, at: number): Promise<void> {
-    this.schedule.set(tenantId, at);
+    this.putOnSchedule(tenantId, at, "replace");
   }
 
   async nextRun(tenantId: string): Promise<number | null> {
@@ -104,6 +101,14 @@ export class MemoryTenantState implements TenantSettingsStore, CleanupSchedule {
     const state = this.state(tenantId);
     state.lastCleanupAt = at;
     state.lastCleanupPurged = purged;
+  }
+
+  /**
+   * Where both ways onto the schedule meet. Synchronous, like everything here: `update` returns its record with the
+   * new due time, and a session write and its scheduling happen in one step.
+   */
+  private putOnSchedule(tenantId: string, at: number, mode: "ifAbsent" | "replace"): void {
+    if (mode === "replace" || !this.schedule.has(tenantId)) this.schedule.set(tenantId, at);
   }
 
   private state(tenantId: string): TenantState {

@@ -1,33 +1,19 @@
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import type { Result } from "ioredis";
 import type { CleanupSchedule, DueCleanup } from "../../cleanup/cleanup-schedule";
 import { CLEANUP_SCHEDULE_KEY, cleanupLeaseKey, settingsKey } from "../keys";
 import type { RedisClient } from "./redis-client";
 import { toStoreError } from "./redis-errors";
-import { defineServerTime, redisNow } from "./redis-time";
-
-declare module "ioredis" {
-  interface RedisCommander<Context> {
-    /** See scripts/claim-cleanup-1.lua. */
-    claimCleanup(key: string, tenantId: string, dueAt: string, nextAt: string): Result<number, Context>;
-    /** See scripts/release-lease-1.lua. */
-    releaseLease(key: string, token: string): Result<number, Context>;
-  }
-}
-
-const script = (name: string) => readFileSync(join(__dirname, "scripts", name), "utf8");
+import { CleanupClaim, defineScripts } from "./redis-scripts";
+import { redisNow } from "./redis-time";
 
 /**
- * The cleanup schedule in Redis: the sorted set `scs:cleanup:schedule`, plus per-tenant leases. Every command here
- * names one key, so on a Cluster each goes to the node that owns it.
+ * The cleanup schedule in Redis: the sorted set `scs:cleanup:schedule`, plus per-tenant leases and the `scheduled`
+ * flag in each tenant's settings. Every command here names one key, so on a Cluster each goes to the node that owns
+ * it.
  */
 export class RedisCleanupSchedule implements CleanupSchedule {
   constructor(private readonly redis: RedisClient) {
-    defineServerTime(redis);
-    redis.defineCommand("claimCleanup", { numberOfKeys: 1, lua: script("claim-cleanup-1.lua") });
-    redis.defineCommand("releaseLease", { numberOfKeys: 1, lua: script("release-lease-1.lua") });
+    defineScripts(redis);
   }
 
   /**
@@ -52,11 +38,26 @@ export class RedisCleanupSchedule implements CleanupSchedule {
     const claimed = await this.redis
       .claimCleanup(CLEANUP_SCHEDULE_KEY, tenantId, String(dueAt), String(nextAt))
       .catch(toStoreError("write"));
-    return claimed === 1;
+    return claimed === CleanupClaim.Claimed;
+  }
+
+  async scheduleFirstRun(tenantId: string, at: number): Promise<void> {
+    await this.redis.zadd(CLEANUP_SCHEDULE_KEY, "NX", at, tenantId).catch(toStoreError("write"));
+    await this.markScheduled(tenantId);
   }
 
   async reschedule(tenantId: string, at: number): Promise<void> {
     await this.redis.zadd(CLEANUP_SCHEDULE_KEY, at, tenantId).catch(toStoreError("write"));
+    await this.markScheduled(tenantId);
+  }
+
+  /**
+   * The `scheduled` flag in the tenant's settings, which write-session-6.lua reads (in the tenant's slot) to tell
+   * whether the tenant still has to be put on the schedule. Set only after the schedule has the tenant: if putting
+   * it there fails, the flag stays unset and the tenant's next write asks again.
+   */
+  private async markScheduled(tenantId: string): Promise<void> {
+    await this.redis.hset(settingsKey(tenantId), "scheduled", "1").catch(toStoreError("write"));
   }
 
   async nextRun(tenantId: string): Promise<number | null> {

@@ -1,8 +1,6 @@
 import type { KeyValueCache, KeyValueCacheSetOptions } from "@apollo/utils.keyvaluecache";
+import { persistedQueryKey } from "../keys";
 import type { RedisClient } from "./redis-client";
-
-/** Apollo prefixes persisted-query keys with `apq:`; ours land at `scs:apq:<sha256>`: they belong to no tenant. */
-const PREFIX = "scs:";
 
 /**
  * Apollo's persisted-query cache in Redis, so every replica knows a query any of them has seen. A cache, not a
@@ -14,7 +12,7 @@ export class RedisQueryCache implements KeyValueCache<string> {
 
   async get(key: string): Promise<string | undefined> {
     try {
-      return (await this.redis.get(PREFIX + key)) ?? undefined;
+      return (await this.redis.get(persistedQueryKey(key))) ?? undefined;
     } catch {
       return undefined;
     }
@@ -22,8 +20,8 @@ export class RedisQueryCache implements KeyValueCache<string> {
 
   async set(key: string, value: string, options?: KeyValueCacheSetOptions): Promise<void> {
     try {
-      if (options?.ttl) await this.redis.set(PREFIX + key, value, "EX", Math.ceil(options.ttl));
-      else await this.redis.set(PREFIX + key, value);
+      if (options?.ttl) await this.redis.set(persistedQueryKey(key), value, "EX", Math.ceil(options.ttl));
+      else await this.redis.set(persistedQueryKey(key), value);
     } catch {
       // a miss next time: the client resends the query
     }
@@ -31,7 +29,7 @@ export class RedisQueryCache implements KeyValueCache<string> {
 
   async delete(key: string): Promise<boolean | void> {
     try {
-      return (await this.redis.del(PREFIX + key)) === 1;
+      return (await this.redis.del(persistedQueryKey(key))) === 1;
     } catch {
       return false;
     }

@@ -1,13 +1,10 @@
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import type { Result } from "ioredis";
+import type { CleanupSchedule } from "../../cleanup/cleanup-schedule";
 import { ConflictError, ContextTooLargeError } from "../../errors/errors";
 import type { SessionRecord, SessionRef, SessionWrite, WriteLimits } from "../../sessions/session-record";
 import type { PageCursor, SessionIndexPage, SessionStore } from "../../sessions/session-store";
-import { DEFAULT_TENANT_SETTINGS } from "../../tenants/tenant-settings";
+import type { TenantSettingsValues } from "../../tenants/tenant-settings";
 import {
   activityIndexKey,
-  CLEANUP_SCHEDULE_KEY,
   expiryIndexKey,
   indexMember,
   refFromMember,
@@ -21,33 +18,30 @@ import { pageAfter } from "../session-page";
 import { CONTEXT_JSON_OVERHEAD, decodeDocument, toRecord, toRecordParsingContextLazily } from "../session-document";
 import { bounded, ping, type RedisClient } from "./redis-client";
 import { toStoreError } from "./redis-errors";
-import { defineServerTime, redisNow } from "./redis-time";
-
-type WriteReply = [
-  status: "OK" | "CONFLICT" | "TOO_LARGE",
-  value: string,
-  scheduleNeeded?: "0" | "1",
-  interval?: string,
-];
-
-declare module "ioredis" {
-  interface RedisCommander<Context> {
-    /** See scripts/write-session-6.lua for KEYS, ARGV and the reply. */
-    writeSession(...keysAndArgs: string[]): Result<WriteReply, Context>;
-    /** See scripts/delete-sessions.lua: numKeys first, then KEYS, then ARGV. */
-    deleteSessions(numKeys: number, ...keysAndArgs: string[]): Result<[deleted: number, dropped: number], Context>;
-    /** See scripts/user-sessions-page-4.lua. */
-    userSessionsPage(...keysAndArgs: string[]): Result<(string | number | null)[], Context>;
-  }
-}
-
-const script = (name: string) => readFileSync(join(__dirname, "scripts", name), "utf8");
+import { defineScripts, FirstCleanup, WriteSessionStatus } from "./redis-scripts";
+import { redisNow } from "./redis-time";
 
 /** Sessions one purge or erasure step handles: small enough that no single script runs for long. */
 const BATCH = 200;
 
 /** Expired index entries one listing drops before counting. */
 const EXPIRED_ENTRIES_PER_LISTING = 1000;
+
+/** What a RedisSessionStore works with besides its client. */
+export interface RedisSessionStoreOptions {
+  /**
+   * What a tenant has until it sets its own: TTL, list caps, cleanup interval (normally DEFAULT_TENANT_SETTINGS). The
+   * write script reads the tenant's own settings and falls back on these.
+   */
+  readonly defaults: Readonly<TenantSettingsValues>;
+  /** Where a tenant's first cleanup is put after its first write. */
+  readonly schedule: CleanupSchedule;
+  /**
+   * Serves `getMany` (createReadConnection: a second, auto-pipelined connection); everything else, writes and
+   * scripts, goes through the store's client. Default: that client (tests, tools).
+   */
+  readonly reads?: RedisClient;
+}
 
 /**
  * Session contexts in Redis: a JSON document per session under `keys.sessionKey`, the TTL on the key.
@@ -57,20 +51,18 @@ const EXPIRED_ENTRIES_PER_LISTING = 1000;
  */
 export class RedisSessionStore implements SessionStore {
   readonly kind = "redis";
+  private readonly reads: RedisClient;
+  private readonly schedule: CleanupSchedule;
+  private readonly defaults: Readonly<TenantSettingsValues>;
 
-  /**
-   * `reads` serves `getMany` (createReadConnection: a second, auto-pipelined connection); everything else, writes
-   * and scripts, goes through `redis`. The same client for both works too (tests, tools).
-   */
   constructor(
     private readonly redis: RedisClient,
-    private readonly reads: RedisClient = redis,
+    options: RedisSessionStoreOptions,
   ) {
-    // defineCommand sends EVALSHA and falls back to EVAL on NOSCRIPT, so a restarted Redis needs nothing from us.
-    redis.defineCommand("writeSession", { numberOfKeys: 6, lua: script("write-session-6.lua") });
-    redis.defineCommand("deleteSessions", { lua: script("delete-sessions.lua") });
-    redis.defineCommand("userSessionsPage", { numberOfKeys: 4, lua: script("user-sessions-page-4.lua") });
-    defineServerTime(redis);
+    this.reads = options.reads ?? redis;
+    this.schedule = options.schedule;
+    this.defaults = options.defaults;
+    defineScripts(redis);
   }
 
   async getMany(tenantId: string, refs: readonly SessionRef[]): Promise<(SessionRecord | null)[]> {
@@ -193,12 +185,12 @@ export class RedisSessionStore implements SessionStore {
 
   /**
    * Puts a tenant on the cleanup schedule after its first write. The schedule is a cross-tenant key (another
-   * Cluster slot), so this is a second step; if it fails, the flag stays unset and the next write tries again.
+   * Cluster slot), so this is a second step; if it fails, the tenant is not marked scheduled and its next write
+   * tries again.
    */
   private async scheduleFirstCleanup(tenantId: string, at: number): Promise<void> {
     try {
-      await this.redis.zadd(CLEANUP_SCHEDULE_KEY, "NX", at, tenantId);
-      await this.redis.hset(settingsKey(tenantId), "scheduled", "1");
+      await this.schedule.scheduleFirstRun(tenantId, at);
     } catch {
       // The session write itself succeeded; only the schedule entry is retried by the next write.
     }
@@ -228,7 +220,7 @@ export class RedisSessionStore implements SessionStore {
     const recent = write.recentInteractions ?? fallback?.list;
     const json = (value: unknown) => (value === undefined ? "" : JSON.stringify(value));
 
-    const [status, value, scheduleNeeded, interval] = await this.redis
+    const [status, value, firstCleanup, interval] = await this.redis
       .writeSession(
         sessionKey(tenantId, ref.userId, ref.sessionId),
         settingsKey(tenantId),
@@ -244,26 +236,26 @@ export class RedisSessionStore implements SessionStore {
         String(recent?.length ?? 0),
         json(write.userPreferences ?? fallback?.object),
         String(write.ttlSeconds ?? 0),
-        String(limits.defaultTtlSeconds),
+        String(this.defaults.defaultTtlSeconds),
         String(write.expectedVersion ?? -1),
         String(limits.maxContextBytes - CONTEXT_JSON_OVERHEAD),
-        String(limits.maxInterruptedQueries),
-        String(limits.maxRecentInteractions),
+        String(this.defaults.maxInterruptedQueries),
+        String(this.defaults.maxRecentInteractions),
         indexMember(ref.userId, ref.sessionId),
-        String(DEFAULT_TENANT_SETTINGS.cleanupIntervalSeconds),
+        String(this.defaults.cleanupIntervalSeconds),
       )
       .catch(toStoreError("write"));
 
     switch (status) {
-      case "OK": {
+      case WriteSessionStatus.Written: {
         const record = toRecordParsingContextLazily(tenantId, ref, value);
-        if (scheduleNeeded === "1")
+        if (firstCleanup === FirstCleanup.Needed)
           await this.scheduleFirstCleanup(tenantId, record.lastUpdated.getTime() + Number(interval) * 1000);
         return record;
       }
-      case "CONFLICT":
+      case WriteSessionStatus.Conflict:
         throw new ConflictError(write.expectedVersion ?? -1, Number(value));
-      case "TOO_LARGE":
+      case WriteSessionStatus.TooLarge:
         throw new ContextTooLargeError(Number(value) + CONTEXT_JSON_OVERHEAD, limits.maxContextBytes);
       default:
         throw new Error(`write-session script answered ${String(status)}`);

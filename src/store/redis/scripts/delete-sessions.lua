@@ -9,7 +9,7 @@
                    "expired": only sessions whose expiry is at or before ARGV[2] (ms) — index repair;
                    "any": every named session — explicit deletes
   ARGV[2]          the cut-off in ms (ignored for "any")
-  ARGV[1 + 2i]     the index member of session i
+  ARGV[2 + i]      the index member of session i (i = 1..n)
 
   Returns  {deleted, dropped}: sessions whose key this call deleted, and index entries removed for sessions
            whose key had already expired. A session written again since it was chosen no longer matches the

@@ -30,6 +30,7 @@
                                        the cross-tenant schedule key, which lives in another slot)
            {"CONFLICT", storedVersion} expectedVersion differed; nothing written
            {"TOO_LARGE", fieldBytes}   the context would exceed the limit; nothing written
+           (the caller names these replies in redis-scripts.ts: WriteSessionStatus, FirstCleanup)
 
   Why text and not cjson: Redis's cjson keeps 14 significant digits and turns [] into {}. The document is
   canonical JSON.stringify output (no white space; layout in session-document.ts), so this script finds value

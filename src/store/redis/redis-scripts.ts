@@ -1,0 +1,97 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Result } from "ioredis";
+import type { RedisClient } from "./redis-client";
+
+/** The status write-session-6.lua answers first; what the second element holds depends on it. */
+export enum WriteSessionStatus {
+  /** Written: the second element is the new document. */
+  Written = "OK",
+  /** `expectedVersion` differed: the second element is the stored version. Nothing written. */
+  Conflict = "CONFLICT",
+  /** The context would exceed the limit: the second element is its fields' byte count. Nothing written. */
+  TooLarge = "TOO_LARGE",
+}
+
+/**
+ * The third element of a write's reply: whether the tenant still has to be put on the cleanup schedule (its
+ * settings hash has no `scheduled` flag). The schedule is a cross-tenant key, so the script cannot add it itself.
+ */
+export enum FirstCleanup {
+  AlreadyScheduled = "0",
+  Needed = "1",
+}
+
+/** What claim-cleanup-1.lua answers. */
+export enum CleanupClaim {
+  /** Another replica moved the due time first: the run is not ours. */
+  TakenElsewhere = 0,
+  Claimed = 1,
+}
+
+/** What release-lease-1.lua answers. */
+export enum LeaseRelease {
+  /** The lease had expired or belongs to another holder: left alone. */
+  NotHeld = 0,
+  Released = 1,
+}
+
+/** write-session-6.lua's reply; the last two elements come only with `Written`. */
+export type WriteSessionReply = [
+  status: WriteSessionStatus,
+  value: string,
+  firstCleanup?: FirstCleanup,
+  cleanupIntervalSeconds?: string,
+];
+
+declare module "ioredis" {
+  interface RedisCommander<Context> {
+    /** See scripts/write-session-6.lua for KEYS, ARGV and the reply. */
+    writeSession(...keysAndArgs: string[]): Result<WriteSessionReply, Context>;
+    /** See scripts/delete-sessions.lua: numKeys first, then KEYS, then ARGV. */
+    deleteSessions(numKeys: number, ...keysAndArgs: string[]): Result<[deleted: number, dropped: number], Context>;
+    /** See scripts/user-sessions-page-4.lua. */
+    userSessionsPage(...keysAndArgs: string[]): Result<(string | number | null)[], Context>;
+    /** See scripts/claim-cleanup-1.lua. */
+    claimCleanup(key: string, tenantId: string, dueAt: string, nextAt: string): Result<CleanupClaim, Context>;
+    /** See scripts/release-lease-1.lua. */
+    releaseLease(key: string, token: string): Result<LeaseRelease, Context>;
+    /** See scripts/server-time-1.lua. */
+    serverTime(key: string): Result<[seconds: string, micros: string], Context>;
+  }
+}
+
+/**
+ * A script file `scripts/<name>-<numKeys>.lua`: the number in its name is how many of its arguments are keys. A
+ * file without one (delete-sessions.lua) takes a varying number of keys, which the caller passes first on each call.
+ */
+function load(file: string): { lua: string; numberOfKeys?: number } {
+  const numberOfKeys = /-(\d+)\.lua$/.exec(file)?.[1];
+  return {
+    lua: readFileSync(join(__dirname, "scripts", file), "utf8"),
+    ...(numberOfKeys === undefined ? {} : { numberOfKeys: Number(numberOfKeys) }),
+  };
+}
+
+/** Every script of the Redis stores, read once, under the command name the stores call it by. */
+const SCRIPTS = {
+  writeSession: load("write-session-6.lua"),
+  deleteSessions: load("delete-sessions.lua"),
+  userSessionsPage: load("user-sessions-page-4.lua"),
+  claimCleanup: load("claim-cleanup-1.lua"),
+  releaseLease: load("release-lease-1.lua"),
+  serverTime: load("server-time-1.lua"),
+};
+
+const defined = new WeakSet<RedisClient>();
+
+/**
+ * Registers every script on `redis`; each Redis store calls this in its constructor, and only the first call per
+ * client does anything. defineCommand sends EVALSHA and falls back to EVAL on NOSCRIPT, so a restarted Redis needs
+ * nothing from us; it talks to no server itself.
+ */
+export function defineScripts(redis: RedisClient): void {
+  if (defined.has(redis)) return;
+  for (const [name, definition] of Object.entries(SCRIPTS)) redis.defineCommand(name, definition);
+  defined.add(redis);
+}
