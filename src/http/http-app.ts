@@ -40,6 +40,10 @@ export function createHttpApp(options: HttpAppOptions): Handler {
     origin: options.corsOrigins === "any" ? true : [...options.corsOrigins],
     credentials: true,
     maxAge: 600,
+    // What /graphql answers: a preflight that allowed PUT or DELETE would promise what then fails with 405.
+    methods: ["GET", "POST"],
+    // Browsers hide response headers from scripts unless listed: the request id (for support) and the timings.
+    exposedHeaders: ["x-request-id", "server-timing"],
   });
   const jsonBody = bodyParser.json({ limit: options.maxBodyBytes });
   const plainJsonBody = readJsonBody(options.maxBodyBytes);
@@ -56,6 +60,9 @@ export function createHttpApp(options: HttpAppOptions): Handler {
     const requestId = requestIdOf(req);
     res.setHeader("x-request-id", requestId);
     corsHandler(req, res, () => {
+      // Resource Timing shows Server-Timing to a page of another origin only when that origin is named here.
+      const allowedOrigin = res.getHeader("access-control-allow-origin");
+      if (typeof allowedOrigin === "string") res.setHeader("timing-allow-origin", allowedOrigin);
       const parseBody = isPlainJsonPost(req) ? plainJsonBody : jsonBody;
       parseBody(req, res, (error?: BodyError) => {
         if (error) {

@@ -230,6 +230,29 @@ describe("HTTP", () => {
       expect(response.status).toBeLessThan(300);
       expect(response.headers.get("access-control-allow-origin")).toBe("https://b.example");
     });
+
+    it("lets a page of an allowed origin read the request id and the timings", async () => {
+      const response = await production.post({ query: "{ _service { sdl } }" }, { origin: "https://a.example" });
+
+      const exposed = response.headers.get("access-control-expose-headers")?.toLowerCase().split(",");
+      expect(exposed).toEqual(expect.arrayContaining(["x-request-id", "server-timing"]));
+      expect(response.headers.get("timing-allow-origin")).toBe("https://a.example");
+    });
+
+    it("names no timing origin for an origin it does not allow", async () => {
+      const response = await production.post({ query: "{ _service { sdl } }" }, { origin: "https://c.example" });
+
+      expect(response.headers.get("timing-allow-origin")).toBeNull();
+    });
+
+    it("allows in a preflight only the methods /graphql answers", async () => {
+      const response = await fetch(`${production.url}/graphql`, {
+        method: "OPTIONS",
+        headers: { origin: "https://b.example", "access-control-request-method": "PUT" },
+      });
+
+      expect(response.headers.get("access-control-allow-methods")?.split(",")).toEqual(["GET", "POST"]);
+    });
   });
 
   describe("request bodies over the limit are refused with a clear error", () => {
