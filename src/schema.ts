@@ -6,6 +6,7 @@ import { buildSchema, createResolversMap, type AuthCheckerFn } from "type-graphq
 import type { RequestContext } from "./context/request-context";
 import { OrphanCleanupResolver } from "./cleanup/orphan-cleanup.resolver";
 import { ForbiddenError } from "./errors/errors";
+import { SessionHistoryResolver } from "./history/session-history.resolver";
 import { SessionContextResolver } from "./sessions/session-context.resolver";
 import { SessionListResolver } from "./sessions/session-list.resolver";
 import type { Backend } from "./store/backend";
@@ -36,11 +37,18 @@ export async function buildSessionSchema(deps: SchemaDeps): Promise<GraphQLSchem
   const resolvers = new Map<unknown, unknown>([
     [SessionContextResolver, new SessionContextResolver(deps.sessionService)],
     [SessionListResolver, new SessionListResolver(deps.sessionService)],
+    [SessionHistoryResolver, new SessionHistoryResolver(deps.sessionService)],
     [TenantSettingsResolver, new TenantSettingsResolver(deps.backend.settings, deps.settingsBounds)],
     [OrphanCleanupResolver, new OrphanCleanupResolver(deps.backend.settings, deps.settingsBounds.maxTtlSeconds)],
   ]);
   const schema = await buildSchema({
-    resolvers: [SessionContextResolver, SessionListResolver, TenantSettingsResolver, OrphanCleanupResolver],
+    resolvers: [
+      SessionContextResolver,
+      SessionListResolver,
+      SessionHistoryResolver,
+      TenantSettingsResolver,
+      OrphanCleanupResolver,
+    ],
     container: { get: (someClass) => resolvers.get(someClass) },
     scalarsMap: [{ type: Date, scalar: DateTimeResolver }],
     authChecker: roleChecker,

@@ -30,8 +30,19 @@ export interface SessionRecord extends ContextFields {
   readonly expiresAt: Date;
 }
 
+/** Who writes: the caller's user id and roles, as the change log records them. */
+export interface Actor {
+  readonly userId: string;
+  readonly roles: readonly string[];
+}
+
+/** The writer the log records for a write no caller made (tools, tests that use a store directly). */
+export const SYSTEM_ACTOR: Actor = Object.freeze({ userId: "system", roles: Object.freeze([]) as readonly string[] });
+
 /** A store or merge: fields left undefined are `{}`/`[]` for a store and unchanged for a merge. */
 export interface SessionWrite extends Partial<ContextFields> {
+  /** Who writes, as the change log records it; default SYSTEM_ACTOR (the service's own tools, not a caller). */
+  readonly actor?: Actor;
   /** Expiry to set; undefined keeps the session's own TTL setting, else the tenant default. */
   readonly ttlSeconds?: number;
   /** When given, the write happens only if the stored version equals it (absent session = 0). */

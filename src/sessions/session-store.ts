@@ -1,4 +1,5 @@
-import type { SessionRecord, SessionRef, SessionWrite, WriteLimits } from "./session-record";
+import type { SessionVersion } from "../history/history-entry";
+import type { Actor, SessionRecord, SessionRef, SessionWrite, WriteLimits } from "./session-record";
 
 /** A position in a user's session list: the last write (ms) and index member of the last entry shown. */
 export interface PageCursor {
@@ -17,6 +18,19 @@ export interface SessionIndexPage {
   readonly hasNextPage: boolean;
   /** The user's live sessions (entries of expired ones are dropped before counting). */
   readonly totalCount: number;
+}
+
+/** One page of a session's kept versions, newest first. */
+export interface SessionHistoryPage {
+  readonly versions: readonly SessionVersion[];
+  readonly hasNextPage: boolean;
+}
+
+/** A restore: back to `version`, as a new write. */
+export interface SessionRestore {
+  readonly version: number;
+  readonly actor: Actor;
+  readonly expectedVersion?: number;
 }
 
 /**
@@ -44,7 +58,20 @@ export interface SessionStore {
   /** Shallow-merges the objects and appends the lists, atomically; creates the session when absent. */
   merge(tenantId: string, ref: SessionRef, write: SessionWrite, limits: WriteLimits): Promise<SessionRecord>;
 
-  /** Deletes one session and its index entries; true when it existed. */
+  /**
+   * Up to `first` kept versions of a session, newest first, below version `before` when given; each with the whole
+   * context right after its write. An absent session has none. One round trip.
+   */
+  history(tenantId: string, ref: SessionRef, first: number, before?: number): Promise<SessionHistoryPage>;
+
+  /**
+   * Makes the context what it was at a kept version, as a new write (version + 1, logged as RESTORE) with the
+   * caps and size limit of a store; the session's TTL setting stays. `BadUserInputError` on `version` when it is
+   * not kept; `ConflictError` on an `expectedVersion` mismatch.
+   */
+  restore(tenantId: string, ref: SessionRef, restore: SessionRestore, limits: WriteLimits): Promise<SessionRecord>;
+
+  /** Deletes one session, its change log and its index entries; true when it existed. */
   deleteSession(tenantId: string, ref: SessionRef): Promise<boolean>;
 
   /** Deletes every session of one user and the user's indexes; returns how many sessions existed. */

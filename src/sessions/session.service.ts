@@ -1,10 +1,14 @@
 import type { RequestContext } from "../context/request-context";
 import { BadUserInputError } from "../errors/errors";
+import type { RestoreSessionArgs, SessionHistoryArgs } from "../history/session-history.args";
+import type { SessionContextVersionConnection } from "../history/session-context-version.type";
+import { VersionNotKeptError } from "../history/version-not-kept.error";
+import { sessionKey } from "../store/keys";
 import { assertValidId } from "./ids";
 import { assertStorableJson } from "./json-limits";
 import type { SessionContextInput } from "./session-context.input";
 import { primeSession } from "./session-loader";
-import type { SessionRecord, SessionWrite, WriteLimits } from "./session-record";
+import type { Actor, SessionRecord, SessionWrite, WriteLimits } from "./session-record";
 import type { PageCursor } from "./session-store";
 
 /** Largest page of `userSessions`. */
@@ -53,7 +57,7 @@ export class SessionService {
   ): Promise<SessionRecord> {
     assertValidId(input.sessionId, "input.sessionId");
     const userId = ctx.caller.actingFor(input.userId, "input.userId");
-    const write = this.toWrite(input);
+    const write = { ...this.toWrite(input), actor: actorOf(ctx) };
     const ref = { userId, sessionId: input.sessionId };
     const record = await ctx.store[mode](ctx.caller.tenantId, ref, write, this.limits);
     primeSession(ctx.sessionLoader, record);
@@ -80,6 +84,38 @@ export class SessionService {
       pageInfo: { hasNextPage: page.hasNextPage, endCursor: last ? encodeCursor(last.cursor) : null },
       totalCount: page.totalCount,
     };
+  }
+
+  /** A page of one session's kept versions, newest first, each with the whole context right after its write. */
+  async history(ctx: RequestContext, args: SessionHistoryArgs): Promise<SessionContextVersionConnection> {
+    assertValidId(args.sessionId, "sessionId");
+    const ref = { userId: ctx.caller.actingFor(args.userId), sessionId: args.sessionId };
+    if (!Number.isInteger(args.first) || args.first < 1 || args.first > MAX_PAGE_SIZE) {
+      throw new BadUserInputError("first", `must be between 1 and ${MAX_PAGE_SIZE}`);
+    }
+    const before = args.after === undefined || args.after === null ? undefined : decodeVersionCursor(args.after);
+    const page = await ctx.store.history(ctx.caller.tenantId, ref, args.first, before);
+    const key = sessionKey(ctx.caller.tenantId, ref.userId, ref.sessionId);
+    const edges = page.versions.map((version) => ({
+      cursor: encodeVersionCursor(version.version),
+      node: { ...version, id: versionId(key, version.version), actorRoles: [...version.actorRoles] },
+    }));
+    return { edges, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
+  }
+
+  /** Back to a kept version, as a new write (version + 1, logged as RESTORE). */
+  async restore(ctx: RequestContext, args: RestoreSessionArgs): Promise<SessionRecord> {
+    assertValidId(args.sessionId, "sessionId");
+    const ref = { userId: ctx.caller.actingFor(args.userId), sessionId: args.sessionId };
+    if (!Number.isInteger(args.version) || args.version < 1) throw new VersionNotKeptError(args.version);
+    const expectedVersion = args.expectedVersion ?? undefined;
+    if (expectedVersion !== undefined && expectedVersion < 0) {
+      throw new BadUserInputError("expectedVersion", "must be 0 or more");
+    }
+    const restore = { version: args.version, actor: actorOf(ctx), expectedVersion };
+    const record = await ctx.store.restore(ctx.caller.tenantId, ref, restore, this.limits);
+    primeSession(ctx.sessionLoader, record);
+    return record;
   }
 
   /** Deletes one session; true when it existed. */
@@ -127,6 +163,31 @@ export class SessionService {
       expectedVersion: expectedVersion ?? undefined,
     };
   }
+}
+
+/** The change log's writer: the caller, never the user a service acts for. */
+function actorOf(ctx: RequestContext): Actor {
+  return { userId: ctx.caller.userId, roles: ctx.caller.roles };
+}
+
+/** A version's id: opaque, unique per (tenant, user, session, version). */
+function versionId(sessionKeyText: string, version: number): string {
+  return Buffer.from(`${sessionKeyText}#${version}`).toString("base64url");
+}
+
+/** Opaque history cursor: base64url of ["v", version]; the next page starts below that version. */
+function encodeVersionCursor(version: number): string {
+  return Buffer.from(JSON.stringify(["v", version])).toString("base64url");
+}
+
+function decodeVersionCursor(text: string): number {
+  try {
+    const [tag, version] = JSON.parse(Buffer.from(text, "base64url").toString("utf8")) as unknown[];
+    if (tag === "v" && Number.isSafeInteger(version) && (version as number) > 0) return version as number;
+  } catch {
+    // falls through to the error below
+  }
+  throw new BadUserInputError("after", "is not a cursor this server issued");
 }
 
 /** Opaque page cursor: base64url of [lastUpdated, index member]. */

@@ -29,6 +29,14 @@ export function userSessionKeyPrefix(tenantId: string, userId: string): string {
 }
 
 /**
+ * A session's change log (history): `…:user:<u>:history:<s>`, beside its key `…:user:<u>:session:<s>` and in the
+ * same slot, so the write script keeps both in one atomic step.
+ */
+export function historyKey(tenantId: string, userId: string, sessionId: string): string {
+  return `${tenantPrefix(tenantId)}user:${escapeId(userId)}:history:${escapeId(sessionId)}`;
+}
+
+/**
  * Index member of a session: `<escaped user>:<escaped session>`. Escaped ids contain no `:`, so the member
  * splits back into exactly one (user, session).
  */

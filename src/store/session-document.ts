@@ -44,7 +44,7 @@ function contextOnly(fields: ContextFields): ContextFields {
 }
 
 export function encodeDocument(doc: SessionDocument): string {
-  // Property order is the layout the write script matches and writes; keep it in step with write-session-6.lua.
+  // Property order is the layout the write script matches and writes; keep it in step with write-session-7.lua.
   // Byte for byte what JSON.stringify of the whole object gives, plus the spans trailer that needs each part's length.
   const cs = JSON.stringify(doc.conversationState);
   const iq = JSON.stringify(doc.interruptedQueries);

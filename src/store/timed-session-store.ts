@@ -1,6 +1,12 @@
 import type { Metrics } from "../metrics/metrics";
 import type { SessionRecord, SessionRef, SessionWrite, WriteLimits } from "../sessions/session-record";
-import type { PageCursor, SessionIndexPage, SessionStore } from "../sessions/session-store";
+import type {
+  PageCursor,
+  SessionHistoryPage,
+  SessionIndexPage,
+  SessionRestore,
+  SessionStore,
+} from "../sessions/session-store";
 
 /**
  * One request's view of the session store: every call is timed into `session_store_command_duration_seconds`
@@ -30,6 +36,14 @@ export class TimedSessionStore implements SessionStore {
 
   merge(tenantId: string, ref: SessionRef, write: SessionWrite, limits: WriteLimits): Promise<SessionRecord> {
     return this.time("merge", () => this.inner.merge(tenantId, ref, write, limits));
+  }
+
+  history(tenantId: string, ref: SessionRef, first: number, before?: number): Promise<SessionHistoryPage> {
+    return this.time("history", () => this.inner.history(tenantId, ref, first, before));
+  }
+
+  restore(tenantId: string, ref: SessionRef, restore: SessionRestore, limits: WriteLimits): Promise<SessionRecord> {
+    return this.time("restore", () => this.inner.restore(tenantId, ref, restore, limits));
   }
 
   deleteSession(tenantId: string, ref: SessionRef): Promise<boolean> {

@@ -16,4 +16,7 @@ export class TenantSettingsInput {
 
   @Field(() => Int, { nullable: true })
   maxInterruptedQueries?: number | null;
+
+  @Field(() => Int, { nullable: true, description: "0..1000; 0 turns history off (the next write drops the log)." })
+  historyDepth?: number | null;
 }

@@ -7,6 +7,8 @@ export interface TenantSettingsValues {
   cleanupIntervalSeconds: number;
   maxRecentInteractions: number;
   maxInterruptedQueries: number;
+  /** Versions each session keeps in its change log; 0: no history. */
+  historyDepth: number;
 }
 
 /** What every tenant has until its admin changes it. */
@@ -16,6 +18,7 @@ export const DEFAULT_TENANT_SETTINGS: Readonly<TenantSettingsValues> = Object.fr
   cleanupIntervalSeconds: 86_400,
   maxRecentInteractions: 100,
   maxInterruptedQueries: 100,
+  historyDepth: 20,
 });
 
 export const SETTING_NAMES = Object.keys(DEFAULT_TENANT_SETTINGS) as (keyof TenantSettingsValues)[];
@@ -45,6 +48,7 @@ export function validateSettingsPatch(patch: Partial<TenantSettingsValues>, boun
     ],
     maxRecentInteractions: [1, 10_000, ""],
     maxInterruptedQueries: [1, 10_000, ""],
+    historyDepth: [0, 1000, ""],
   };
   for (const name of SETTING_NAMES) {
     const value = patch[name];

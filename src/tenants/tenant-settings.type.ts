@@ -21,6 +21,12 @@ export class TenantSettings {
   @Field(() => Int, { description: "Writes keep only the newest this many interruptedQueries. Default 100." })
   maxInterruptedQueries!: number;
 
+  @Field(() => Int, {
+    description:
+      "Versions each session keeps in its history (sessionContextHistory, restoreSessionContext). Default 20; 0: off.",
+  })
+  historyDepth!: number;
+
   @Field(() => DateTimeResolver, { nullable: true })
   lastCleanupAt!: Date | null;
 

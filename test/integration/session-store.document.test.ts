@@ -18,7 +18,7 @@ import {
 } from "./session-store.harness";
 
 /**
- * The stored document's spans trailer (session-document.ts, write-session-6.lua): the write script writes exactly
+ * The stored document's spans trailer (session-document.ts, write-session-7.lua): the write script writes exactly
  * the text encodeDocument gives, merges slice the fields at the trailer's offsets, and documents without a trailer
  * (written before it existed) or with one that does not line up are merged exactly as before, by scanning.
  */

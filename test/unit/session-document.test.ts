@@ -6,7 +6,7 @@ import {
   type SessionDocument,
 } from "../../src/store/session-document";
 
-/** The stored layout both stores share (session-document.ts); write-session-6.lua writes the same text. */
+/** The stored layout both stores share (session-document.ts); write-session-7.lua writes the same text. */
 
 const doc: SessionDocument = {
   version: 3,

@@ -1,12 +1,28 @@
 import { ConflictError, ContextTooLargeError } from "../../errors/errors";
-import type {
-  ContextFields,
-  SessionRecord,
-  SessionRef,
-  SessionWrite,
-  WriteLimits,
+import {
+  decodeHistoryEntry,
+  resolveVersions,
+  type HistoryEntry,
+  type SessionOperationName,
+} from "../../history/history-entry";
+import { VersionNotKeptError } from "../../history/version-not-kept.error";
+import {
+  SYSTEM_ACTOR,
+  type ContextFields,
+  type JsonObject,
+  type JsonValue,
+  type SessionRecord,
+  type SessionRef,
+  type SessionWrite,
+  type WriteLimits,
 } from "../../sessions/session-record";
-import type { PageCursor, SessionIndexPage, SessionStore } from "../../sessions/session-store";
+import type {
+  PageCursor,
+  SessionHistoryPage,
+  SessionIndexPage,
+  SessionRestore,
+  SessionStore,
+} from "../../sessions/session-store";
 import type { TenantSettingsValues } from "../../tenants/tenant-settings";
 import { indexMember, sessionKey } from "../keys";
 import {
@@ -42,6 +58,8 @@ interface Entry {
   readonly document: string;
   readonly lastUpdated: number;
   readonly expiresAt: number;
+  /** The change log, newest first, as JSON text (history-entry.ts): it lives and dies with the entry. */
+  readonly history: readonly string[];
 }
 
 /**
@@ -75,7 +93,7 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async store(tenantId: string, ref: SessionRef, write: SessionWrite, limits: WriteLimits): Promise<SessionRecord> {
-    return this.write(tenantId, ref, write, limits, (_old, tenant) => ({
+    return this.write("STORE", tenantId, ref, write, limits, (_old, tenant) => ({
       conversationState: write.conversationState ?? {},
       interruptedQueries: newest(write.interruptedQueries ?? [], tenant.maxInterruptedQueries),
       recentInteractions: newest(write.recentInteractions ?? [], tenant.maxRecentInteractions),
@@ -84,7 +102,7 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async merge(tenantId: string, ref: SessionRef, write: SessionWrite, limits: WriteLimits): Promise<SessionRecord> {
-    return this.write(tenantId, ref, write, limits, (old, tenant) => ({
+    return this.write("MERGE", tenantId, ref, write, limits, (old, tenant) => ({
       // Spread defines own properties, so a key such as "__proto__" stays an ordinary key.
       conversationState: write.conversationState
         ? { ...old?.conversationState, ...write.conversationState }
@@ -99,6 +117,42 @@ export class MemorySessionStore implements SessionStore {
         ? { ...old?.userPreferences, ...write.userPreferences }
         : (old?.userPreferences ?? {}),
     }));
+  }
+
+  async history(tenantId: string, ref: SessionRef, first: number, before?: number): Promise<SessionHistoryPage> {
+    const entry = this.live(sessionKey(tenantId, ref.userId, ref.sessionId));
+    if (entry === undefined) return { versions: [], hasNextPage: false };
+    const versions = resolveVersions(decodeDocument(entry.document), entry.history.map(decodeHistoryEntry)).filter(
+      (version) => before === undefined || version.version < before,
+    );
+    return { versions: versions.slice(0, first), hasNextPage: versions.length > first };
+  }
+
+  async restore(
+    tenantId: string,
+    ref: SessionRef,
+    restore: SessionRestore,
+    limits: WriteLimits,
+  ): Promise<SessionRecord> {
+    const { versions } = await this.history(tenantId, ref, 1, restore.version + 1);
+    const kept = versions.find((version) => version.version === restore.version);
+    if (kept === undefined) throw new VersionNotKeptError(restore.version);
+    const { ttlSeconds: _keptTtl, ...fields } = kept.context;
+    const write = { ...fields, actor: restore.actor, expectedVersion: restore.expectedVersion };
+    return this.write(
+      "RESTORE",
+      tenantId,
+      ref,
+      write,
+      limits,
+      (_old, tenant) => ({
+        conversationState: fields.conversationState,
+        interruptedQueries: newest(fields.interruptedQueries, tenant.maxInterruptedQueries),
+        recentInteractions: newest(fields.recentInteractions, tenant.maxRecentInteractions),
+        userPreferences: fields.userPreferences,
+      }),
+      { restoredVersion: restore.version },
+    );
   }
 
   async deleteSession(tenantId: string, ref: SessionRef): Promise<boolean> {
@@ -161,11 +215,13 @@ export class MemorySessionStore implements SessionStore {
   }
 
   private async write(
+    operation: SessionOperationName,
     tenantId: string,
     ref: SessionRef,
     write: SessionWrite,
     limits: WriteLimits,
     nextFields: (old: SessionDocument | undefined, tenant: TenantSettingsValues) => ContextFields,
+    restoreChange: JsonObject = {},
   ): Promise<SessionRecord> {
     const tenant = this.settingsOf(tenantId);
     const key = sessionKey(tenantId, ref.userId, ref.sessionId);
@@ -188,6 +244,17 @@ export class MemorySessionStore implements SessionStore {
       ttlSeconds,
       ...fields,
     });
+    // As in Redis: the newest historyDepth versions, one after the other; a new session starts a new log.
+    const logged: HistoryEntry = {
+      version: version + 1,
+      at: now,
+      operation,
+      actor: (write.actor ?? SYSTEM_ACTOR).userId,
+      roles: [...(write.actor ?? SYSTEM_ACTOR).roles],
+      ttlSeconds,
+      ...changeAndUndo(operation, write, old, tenant, restoreChange),
+    };
+    const history = tenant.historyDepth === 0 ? [] : [JSON.stringify(logged), ...(current?.history ?? [])];
     this.entries.set(key, {
       tenantId,
       ref: { userId: ref.userId, sessionId: ref.sessionId },
@@ -195,6 +262,7 @@ export class MemorySessionStore implements SessionStore {
       document,
       lastUpdated: now,
       expiresAt: now + ttlSeconds * 1000,
+      history: history.slice(0, tenant.historyDepth),
     });
     // The embedded schedule applies this when called, so the write and its scheduling are still one step.
     await this.tenants.scheduleFirstRun(tenantId, now + tenant.cleanupIntervalSeconds * 1000);
@@ -216,4 +284,58 @@ export class MemorySessionStore implements SessionStore {
     const now = this.now();
     for (const [key, entry] of this.entries) if (entry.expiresAt <= now) this.entries.delete(key);
   }
+}
+
+/**
+ * What a write was given and what it replaced, as the Redis write script records them (history-entry.ts): the
+ * embedded store keeps the same log.
+ */
+function changeAndUndo(
+  operation: SessionOperationName,
+  write: SessionWrite,
+  old: SessionDocument | undefined,
+  tenant: TenantSettingsValues,
+  restoreChange: JsonObject,
+): Pick<HistoryEntry, "change" | "undo"> {
+  if (operation !== "MERGE") {
+    const undo = old
+      ? {
+          replaced: {
+            conversationState: old.conversationState,
+            interruptedQueries: old.interruptedQueries,
+            recentInteractions: old.recentInteractions,
+            userPreferences: old.userPreferences,
+          },
+        }
+      : ({ created: true } as const);
+    return { change: operation === "RESTORE" ? restoreChange : storeChange(write), undo };
+  }
+  const change: JsonObject = {};
+  const undo: Record<string, unknown> = {};
+  for (const field of ["conversationState", "userPreferences"] as const) {
+    const patch = write[field];
+    if (patch === undefined) continue;
+    change[field] = patch;
+    const before = old?.[field] ?? {};
+    undo[field] = Object.keys(patch).map((key) => (Object.hasOwn(before, key) ? [key, before[key]] : [key]));
+  }
+  const caps = { interruptedQueries: tenant.maxInterruptedQueries, recentInteractions: tenant.maxRecentInteractions };
+  for (const field of ["interruptedQueries", "recentInteractions"] as const) {
+    const added = write[field];
+    if (added === undefined) continue;
+    change[field] = added as JsonValue[];
+    const before: JsonValue[] = old?.[field] ?? [];
+    const pushedOut = Math.max(0, before.length + added.length - caps[field]);
+    undo[field] = [before.length, before.slice(0, Math.min(pushedOut, before.length))];
+  }
+  return { change, undo: undo as HistoryEntry["undo"] };
+}
+
+function storeChange(write: SessionWrite): JsonObject {
+  return {
+    conversationState: write.conversationState ?? {},
+    interruptedQueries: write.interruptedQueries ?? [],
+    recentInteractions: write.recentInteractions ?? [],
+    userPreferences: write.userPreferences ?? {},
+  };
 }

@@ -52,7 +52,7 @@ export class RedisCleanupSchedule implements CleanupSchedule {
   }
 
   /**
-   * The `scheduled` flag in the tenant's settings, which write-session-6.lua reads (in the tenant's slot) to tell
+   * The `scheduled` flag in the tenant's settings, which write-session-7.lua reads (in the tenant's slot) to tell
    * whether the tenant still has to be put on the schedule. Set only after the schedule has the tenant: if putting
    * it there fails, the flag stays unset and the tenant's next write asks again.
    */

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { Result } from "ioredis";
 import type { RedisClient } from "./redis-client";
 
-/** The status write-session-6.lua answers first; what the second element holds depends on it. */
+/** The status write-session-7.lua answers first; what the second element holds depends on it. */
 export enum WriteSessionStatus {
   /** Written: the second element is the new document. */
   Written = "OK",
@@ -36,7 +36,7 @@ export enum LeaseRelease {
   Released = 1,
 }
 
-/** write-session-6.lua's reply; the last two elements come only with `Written`. */
+/** write-session-7.lua's reply; the last two elements come only with `Written`. */
 export type WriteSessionReply = [
   status: WriteSessionStatus,
   value: string,
@@ -46,10 +46,12 @@ export type WriteSessionReply = [
 
 declare module "ioredis" {
   interface RedisCommander<Context> {
-    /** See scripts/write-session-6.lua for KEYS, ARGV and the reply. */
+    /** See scripts/write-session-7.lua for KEYS, ARGV and the reply. */
     writeSession(...keysAndArgs: string[]): Result<WriteSessionReply, Context>;
     /** See scripts/delete-sessions.lua: numKeys first, then KEYS, then ARGV. */
     deleteSessions(numKeys: number, ...keysAndArgs: string[]): Result<[deleted: number, dropped: number], Context>;
+    /** See scripts/session-history-2.lua. */
+    sessionHistory(sessionKey: string, historyKey: string, before: string, first: string): Result<string[], Context>;
     /** See scripts/user-sessions-page-4.lua. */
     userSessionsPage(...keysAndArgs: string[]): Result<(string | number | null)[], Context>;
     /** See scripts/claim-cleanup-1.lua. */
@@ -75,7 +77,8 @@ function load(file: string): { lua: string; numberOfKeys?: number } {
 
 /** Every script of the Redis stores, read once, under the command name the stores call it by. */
 const SCRIPTS = {
-  writeSession: load("write-session-6.lua"),
+  writeSession: load("write-session-7.lua"),
+  sessionHistory: load("session-history-2.lua"),
   deleteSessions: load("delete-sessions.lua"),
   userSessionsPage: load("user-sessions-page-4.lua"),
   claimCleanup: load("claim-cleanup-1.lua"),

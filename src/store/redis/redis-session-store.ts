@@ -1,11 +1,26 @@
 import type { CleanupSchedule } from "../../cleanup/cleanup-schedule";
 import { ConflictError, ContextTooLargeError } from "../../errors/errors";
-import type { SessionRecord, SessionRef, SessionWrite, WriteLimits } from "../../sessions/session-record";
-import type { PageCursor, SessionIndexPage, SessionStore } from "../../sessions/session-store";
+import {
+  SYSTEM_ACTOR,
+  type SessionRecord,
+  type SessionRef,
+  type SessionWrite,
+  type WriteLimits,
+} from "../../sessions/session-record";
+import type {
+  PageCursor,
+  SessionHistoryPage,
+  SessionIndexPage,
+  SessionRestore,
+  SessionStore,
+} from "../../sessions/session-store";
 import type { TenantSettingsValues } from "../../tenants/tenant-settings";
+import { decodeHistoryEntry, resolveVersions } from "../../history/history-entry";
+import { VersionNotKeptError } from "../../history/version-not-kept.error";
 import {
   activityIndexKey,
   expiryIndexKey,
+  historyKey,
   indexMember,
   refFromMember,
   sessionKey,
@@ -18,6 +33,7 @@ import { pageAfter } from "../session-page";
 import { CONTEXT_JSON_OVERHEAD, decodeDocument, toRecord, toRecordParsingContextLazily } from "../session-document";
 import { bounded, ping, type RedisClient } from "./redis-client";
 import { toStoreError } from "./redis-errors";
+import { actorMembers } from "../../history/history-entry";
 import { defineScripts, FirstCleanup, WriteSessionStatus } from "./redis-scripts";
 import { redisNow } from "./redis-time";
 
@@ -45,7 +61,7 @@ export interface RedisSessionStoreOptions {
 
 /**
  * Session contexts in Redis: a JSON document per session under `keys.sessionKey`, the TTL on the key.
- * Reads are one MGET; each write is one EVALSHA of write-session-6.lua, so a merge is atomic without any retry.
+ * Reads are one MGET; each write is one EVALSHA of write-session-7.lua, so a merge — with its change log entry — is atomic without any retry.
  * The client is injected: this class never opens or configures a connection of its own. It may be one Redis or a
  * Cluster: every multi-key command and script here names keys of one tenant only, which share the tenant's slot.
  */
@@ -176,6 +192,7 @@ export class RedisSessionStore implements SessionStore {
         sessionKey(tenantId, ref.userId, ref.sessionId),
         userIndexKey(tenantId, ref.userId),
         userExpiryKey(tenantId, ref.userId),
+        historyKey(tenantId, ref.userId, ref.sessionId),
       );
     }
     return this.redis
@@ -207,15 +224,54 @@ export class RedisSessionStore implements SessionStore {
     await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
   }
 
+  async history(tenantId: string, ref: SessionRef, first: number, before?: number): Promise<SessionHistoryPage> {
+    const reply = await this.redis
+      .sessionHistory(
+        sessionKey(tenantId, ref.userId, ref.sessionId),
+        historyKey(tenantId, ref.userId, ref.sessionId),
+        String(before ?? 0),
+        String(first),
+      )
+      .catch(toStoreError("read"));
+    if (reply.length === 0) return { versions: [], hasNextPage: false };
+    const versions = resolveVersions(decodeDocument(reply[0]), reply.slice(1).map(decodeHistoryEntry)).filter(
+      (version) => before === undefined || version.version < before,
+    );
+    return { versions: versions.slice(0, first), hasNextPage: versions.length > first };
+  }
+
+  async restore(
+    tenantId: string,
+    ref: SessionRef,
+    restore: SessionRestore,
+    limits: WriteLimits,
+  ): Promise<SessionRecord> {
+    // A kept version never changes, so reading it and writing it back need not be one atomic step: a write in
+    // between only means the restore lands on top of it (and `expectedVersion` refuses that when asked to).
+    const { versions } = await this.history(tenantId, ref, 1, restore.version + 1);
+    const kept = versions.find((version) => version.version === restore.version);
+    if (kept === undefined) throw new VersionNotKeptError(restore.version);
+    const { ttlSeconds: _keptTtl, ...fields } = kept.context;
+    return this.write(
+      "restore",
+      tenantId,
+      ref,
+      { ...fields, actor: restore.actor, expectedVersion: restore.expectedVersion },
+      limits,
+      JSON.stringify({ restoredVersion: restore.version }),
+    );
+  }
+
   private async write(
-    mode: "store" | "merge",
+    mode: "store" | "merge" | "restore",
     tenantId: string,
     ref: SessionRef,
     write: SessionWrite,
     limits: WriteLimits,
+    restoreChange = "",
   ): Promise<SessionRecord> {
     // A store writes every field: the omitted ones are empty. A merge leaves omitted ones as they are ("").
-    const fallback = mode === "store" ? { object: {}, list: [] } : undefined;
+    const fallback = mode === "merge" ? undefined : { object: {}, list: [] };
     const interrupted = write.interruptedQueries ?? fallback?.list;
     const recent = write.recentInteractions ?? fallback?.list;
     const json = (value: unknown) => (value === undefined ? "" : JSON.stringify(value));
@@ -228,6 +284,7 @@ export class RedisSessionStore implements SessionStore {
         expiryIndexKey(tenantId),
         userIndexKey(tenantId, ref.userId),
         userExpiryKey(tenantId, ref.userId),
+        historyKey(tenantId, ref.userId, ref.sessionId),
         mode,
         json(write.conversationState ?? fallback?.object),
         json(interrupted),
@@ -243,6 +300,9 @@ export class RedisSessionStore implements SessionStore {
         String(this.defaults.maxRecentInteractions),
         indexMember(ref.userId, ref.sessionId),
         String(this.defaults.cleanupIntervalSeconds),
+        actorMembers(write.actor ?? SYSTEM_ACTOR),
+        String(this.defaults.historyDepth),
+        restoreChange,
       )
       .catch(toStoreError("write"));
 

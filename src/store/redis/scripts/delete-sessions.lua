@@ -1,10 +1,11 @@
 --[[
-  delete-sessions.lua — delete sessions of one tenant and their index entries, atomically per call.
-  Called with a variable number of keys (numkeys = 2 + 3 × number of sessions), all in the tenant's hash slot.
+  delete-sessions.lua — delete sessions of one tenant, their change logs and their index entries, atomically per
+  call. Called with a variable number of keys (numkeys = 2 + 4 × number of sessions), all in the tenant's hash slot.
 
   KEYS[1]          the tenant's activity index (zset, score = lastUpdated ms)
   KEYS[2]          the tenant's expiry index (zset, score = expiresAt ms)
-  KEYS[3i..3i+2]   for session i (i = 1..n): its session key, its user's session index, its user's expiry index
+  KEYS[4i-1..4i+2] for session i (i = 1..n): its session key, its user's session index, its user's expiry index,
+                   its change log
   ARGV[1]          "idle": only sessions whose last write is before ARGV[2] (ms) — orphan cleanup;
                    "expired": only sessions whose expiry is at or before ARGV[2] (ms) — index repair;
                    "any": every named session — explicit deletes
@@ -20,7 +21,7 @@ local mode = ARGV[1]
 local cutoff = tonumber(ARGV[2])
 local deleted, dropped = 0, 0
 
-for i = 1, (#KEYS - 2) / 3 do
+for i = 1, (#KEYS - 2) / 4 do
   local member = ARGV[2 + i]
   local eligible = mode == 'any'
   if mode == 'idle' then
@@ -31,8 +32,9 @@ for i = 1, (#KEYS - 2) / 3 do
     eligible = score and tonumber(score) <= cutoff
   end
   if eligible then
-    local base = 3 * i
+    local base = 4 * i - 1
     if redis.call('DEL', KEYS[base]) == 1 then deleted = deleted + 1 else dropped = dropped + 1 end
+    redis.call('DEL', KEYS[base + 3]) -- erasure means erasure: the log goes with the session
     redis.call('ZREM', KEYS[1], member)
     redis.call('ZREM', KEYS[2], member)
     redis.call('ZREM', KEYS[base + 1], member)

@@ -1,14 +1,16 @@
 --[[
-  write-session-6.lua — store (replace) or merge one session context and its index entries, atomically.
+  write-session-7.lua — store (replace), merge or restore one session context, its index entries and its change
+  log entry, atomically.
 
   KEYS[1]   the session key
   KEYS[2]   the tenant's settings hash (defaultTtlSeconds, maxInterruptedQueries, maxRecentInteractions,
-            cleanupIntervalSeconds, scheduled)
+            cleanupIntervalSeconds, scheduled, historyDepth)
   KEYS[3]   the tenant's activity index (zset, score = lastUpdated ms)
   KEYS[4]   the tenant's expiry index (zset, score = expiresAt ms)
   KEYS[5]   the user's session index (zset, score = lastUpdated ms)
   KEYS[6]   the user's expiry index (zset, score = expiresAt ms)
-  ARGV[1]   "store" or "merge"
+  KEYS[7]   the session's change log (list of entries, newest first; layout in src/history/history-entry.ts)
+  ARGV[1]   "store", "merge" or "restore" (a store of the fields given, logged as RESTORE with ARGV[18] as its change)
   ARGV[2]   conversationState JSON object text, or "" when not given
   ARGV[3]   interruptedQueries JSON array text, or ""
   ARGV[4]   number of entries in ARGV[3]
@@ -23,12 +25,15 @@
   ARGV[13]  maxRecentInteractions, when the tenant has not set it
   ARGV[14]  the session's index member (see keys.ts indexMember)
   ARGV[15]  cleanupIntervalSeconds, when the tenant has not set it
+  ARGV[16]  the writer, as the JSON members `"actor":<user id>,"roles":[…]` of the log entry
+  ARGV[17]  historyDepth, when the tenant has not set it: versions kept in the log (0: no log)
+  ARGV[18]  the log entry's change for a restore (`{"restoredVersion":n}`); "" otherwise
 
   Returns  {"OK", document, scheduleNeeded, cleanupIntervalSeconds}
                                        the new document, also written with SET … EX ttl; scheduleNeeded is "1"
                                        when the tenant has no cleanup scheduled yet (the caller schedules it in
                                        the cross-tenant schedule key, which lives in another slot)
-           {"CONFLICT", storedVersion} expectedVersion differed; nothing written
+           {"CONFLICT", storedVersion} expectedVersion differed; nothing written (no log entry either)
            {"TOO_LARGE", fieldBytes}   the context would exceed the limit; nothing written
            (the caller names these replies in redis-scripts.ts: WriteSessionStatus, FirstCleanup)
 
@@ -102,11 +107,17 @@ local function object_entries(s)
   end
 end
 
--- Shallow merge, like {...old, ...patch} in JavaScript: old keys keep their place, new keys go last.
+-- Shallow merge, like {...old, ...patch} in JavaScript: old keys keep their place, new keys go last. Also returns
+-- what the merge replaced, for the change log: `[key,oldValue]` for each merged key that was there, `[key]` for each
+-- new one (history-entry.ts, ObjectUndo).
 local function merge_objects(old, patch)
-  if patch == '{}' then return old end
-  if old == '{}' then return patch end
+  if patch == '{}' then return old, '[]' end
   local patch_keys, patch_values = object_entries(patch)
+  local undo = {}
+  if old == '{}' then
+    for i = 1, #patch_keys do undo[i] = '[' .. patch_keys[i] .. ']' end
+    return patch, '[' .. table.concat(undo, ',') .. ']'
+  end
   local pending = {}
   for i = 1, #patch_keys do pending[patch_keys[i]] = patch_values[i] end
   local old_keys, old_values = object_entries(old)
@@ -114,14 +125,22 @@ local function merge_objects(old, patch)
   for i = 1, #old_keys do
     local k = old_keys[i]
     local v = pending[k]
-    if v then pending[k] = nil else v = old_values[i] end
+    if v then
+      pending[k] = nil
+      undo[#undo + 1] = '[' .. k .. ',' .. old_values[i] .. ']'
+    else
+      v = old_values[i]
+    end
     parts[#parts + 1] = k .. ':' .. v
   end
   for i = 1, #patch_keys do
     local k = patch_keys[i]
-    if pending[k] then parts[#parts + 1] = k .. ':' .. pending[k] end
+    if pending[k] then
+      parts[#parts + 1] = k .. ':' .. pending[k]
+      undo[#undo + 1] = '[' .. k .. ']'
+    end
   end
-  return '{' .. table.concat(parts, ',') .. '}'
+  return '{' .. table.concat(parts, ',') .. '}', '[' .. table.concat(undo, ',') .. ']'
 end
 
 -- Number of elements of a JSON array text.
@@ -136,23 +155,29 @@ local function array_length(s)
   end
 end
 
--- The JSON array text `list` (count entries) without its oldest entries beyond cap.
+-- The JSON array text `list` (count entries) without its oldest entries beyond cap, and those entries as a JSON
+-- array text.
 local function newest(list, count, cap)
-  if count <= cap then return list end
+  if count <= cap then return list, '[]' end
   local p = 2
   for _ = 1, count - cap do p = value_end(list, p) + 2 end
-  return '[' .. sub(list, p)
+  return '[' .. sub(list, p), sub(list, 1, p - 2) .. ']'
 end
 
 -- Appends `added` (count entries) to `old` (old_count entries), keeping the newest cap entries of the whole
--- list. Returns the list and its number of entries.
+-- list. Returns the list, its number of entries, and the log's undo for it: `[oldCount,[entries of old dropped]]`
+-- (history-entry.ts, ListUndo).
 local function append_newest(old, old_count, added, count, cap)
   local total = math.min(old_count + count, cap)
-  if count >= cap then return newest(added, count, cap), total end
-  local kept = newest(old, old_count, cap - count)
-  if kept == '[]' then return added, total end
-  if count == 0 then return kept, total end
-  return sub(kept, 1, -2) .. ',' .. sub(added, 2), total
+  if count >= cap then
+    local list = newest(added, count, cap)
+    return list, total, '[' .. old_count .. ',' .. old .. ']'
+  end
+  local kept, dropped = newest(old, old_count, cap - count)
+  local undo = '[' .. old_count .. ',' .. dropped .. ']'
+  if kept == '[]' then return added, total, undo end
+  if count == 0 then return kept, total, undo end
+  return sub(kept, 1, -2) .. ',' .. sub(added, 2), total, undo
 end
 
 local SEP_IQ, SEP_RI, SEP_UP = ',"interruptedQueries":', ',"recentInteractions":', ',"userPreferences":'
@@ -203,11 +228,12 @@ local expected = tonumber(ARGV[10])
 local member = ARGV[14]
 
 local settings = redis.call('HMGET', KEYS[2], 'defaultTtlSeconds', 'maxInterruptedQueries', 'maxRecentInteractions',
-  'cleanupIntervalSeconds', 'scheduled')
+  'cleanupIntervalSeconds', 'scheduled', 'historyDepth')
 local default_ttl = tonumber(settings[1] or ARGV[9])
 local max_interrupted = tonumber(settings[2] or ARGV[12])
 local max_recent = tonumber(settings[3] or ARGV[13])
 local cleanup_interval = settings[4] or ARGV[15]
+local history_depth = tonumber(settings[6] or ARGV[17])
 
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
@@ -222,7 +248,8 @@ if current then
     '^{"version":(%d+),"storedAt":(%d+),"lastUpdated":%d+,"ttlSeconds":(%d+),"conversationState":()')
   if not v then return redis.error_reply('ERR session document at ' .. key .. ' has an unknown layout') end
   version, stored_at, old_ttl = tonumber(v), tonumber(s), tonumber(t)
-  if mode == 'merge' then
+  -- A merge needs the stored fields; a logged store or restore records them as what it replaced.
+  if mode == 'merge' or history_depth > 0 then
     cs, iq, iq_count, ri, ri_count, up = fields_by_spans(current, p)
     if not cs then cs, iq, iq_count, ri, ri_count, up = fields_by_scanning(current, p) end
   end
@@ -232,17 +259,51 @@ if expected >= 0 and expected ~= version then
   return {'CONFLICT', tostring(version)}
 end
 
-if mode == 'store' then
+-- The log entry's change (what the write was given) and undo (what it replaced): history-entry.ts.
+local change, undo
+if mode == 'merge' then
+  local given, replaced = {}, {}
+  local field_undo
+  if ARGV[2] ~= '' then
+    cs, field_undo = merge_objects(cs, ARGV[2])
+    given[#given + 1] = '"conversationState":' .. ARGV[2]
+    replaced[#replaced + 1] = '"conversationState":' .. field_undo
+  end
+  if ARGV[3] ~= '' then
+    iq, iq_count, field_undo = append_newest(iq, iq_count, ARGV[3], tonumber(ARGV[4]), max_interrupted)
+    given[#given + 1] = '"interruptedQueries":' .. ARGV[3]
+    replaced[#replaced + 1] = '"interruptedQueries":' .. field_undo
+  end
+  if ARGV[5] ~= '' then
+    ri, ri_count, field_undo = append_newest(ri, ri_count, ARGV[5], tonumber(ARGV[6]), max_recent)
+    given[#given + 1] = '"recentInteractions":' .. ARGV[5]
+    replaced[#replaced + 1] = '"recentInteractions":' .. field_undo
+  end
+  if ARGV[7] ~= '' then
+    up, field_undo = merge_objects(up, ARGV[7])
+    given[#given + 1] = '"userPreferences":' .. ARGV[7]
+    replaced[#replaced + 1] = '"userPreferences":' .. field_undo
+  end
+  change = '{' .. table.concat(given, ',') .. '}'
+  undo = '{' .. table.concat(replaced, ',') .. '}'
+else
+  if current then
+    undo = '{"replaced":{"conversationState":' .. cs .. ',"interruptedQueries":' .. iq
+      .. ',"recentInteractions":' .. ri .. ',"userPreferences":' .. up .. '}}'
+  else
+    undo = '{"created":true}'
+  end
+  if mode == 'restore' then
+    change = ARGV[18]
+  else
+    change = '{"conversationState":' .. ARGV[2] .. ',"interruptedQueries":' .. ARGV[3]
+      .. ',"recentInteractions":' .. ARGV[5] .. ',"userPreferences":' .. ARGV[7] .. '}'
+  end
   cs, up = ARGV[2], ARGV[7]
   iq_count = tonumber(ARGV[4])
   iq, iq_count = newest(ARGV[3], iq_count, max_interrupted), math.min(iq_count, max_interrupted)
   ri_count = tonumber(ARGV[6])
   ri, ri_count = newest(ARGV[5], ri_count, max_recent), math.min(ri_count, max_recent)
-else
-  if ARGV[2] ~= '' then cs = merge_objects(cs, ARGV[2]) end
-  if ARGV[3] ~= '' then iq, iq_count = append_newest(iq, iq_count, ARGV[3], tonumber(ARGV[4]), max_interrupted) end
-  if ARGV[5] ~= '' then ri, ri_count = append_newest(ri, ri_count, ARGV[5], tonumber(ARGV[6]), max_recent) end
-  if ARGV[7] ~= '' then up = merge_objects(up, ARGV[7]) end
 end
 
 local field_bytes = #cs + #iq + #ri + #up
@@ -264,4 +325,15 @@ redis.call('ZADD', KEYS[3], now, member)
 redis.call('ZADD', KEYS[4], expires_at, member)
 redis.call('ZADD', KEYS[5], now, member)
 redis.call('ZADD', KEYS[6], expires_at, member)
+
+-- The log holds the newest history_depth versions, one after the other down from the current one: a session that
+-- is new (or expired, or was deleted) starts a new log, and with history off the log goes.
+if not current or history_depth == 0 then redis.call('DEL', KEYS[7]) end
+if history_depth > 0 then
+  local operation = mode == 'merge' and 'MERGE' or (mode == 'restore' and 'RESTORE' or 'STORE')
+  redis.call('LPUSH', KEYS[7], string.format('{"version":%d,"at":%.0f,"operation":"%s",', version + 1, now, operation)
+    .. ARGV[16] .. string.format(',"ttlSeconds":%d,"change":', ttl) .. change .. ',"undo":' .. undo .. '}')
+  redis.call('LTRIM', KEYS[7], 0, history_depth - 1)
+  redis.call('PEXPIREAT', KEYS[7], expires_at)
+end
 return {'OK', document, settings[5] and '0' or '1', cleanup_interval}
