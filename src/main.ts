@@ -69,7 +69,7 @@ async function createBackend(config: Config, logger: Logger): Promise<Backend> {
   const target = redisTarget(config);
   if (target) {
     const redisLogger = logger.child({ component: "redis" });
-    const redis = createRedisClient({ ...target, logger: redisLogger });
+    const redis = createRedisClient({ ...target, security: config.redisSecurity, logger: redisLogger });
     redisLogger.info({ mode: "url" in target ? "single" : "clusterNodes" in target ? "cluster" : "sentinel" }, "redis");
     const reads = createReadConnection(redis, redisLogger);
     // Serve either way: /health/ready answers 503 until Redis is reachable, and the clients keep reconnecting.

@@ -20,8 +20,25 @@ export type RedisTarget =
   | { readonly clusterNodes: readonly RedisAddress[] }
   | { readonly sentinels: readonly RedisAddress[]; readonly sentinelName: string };
 
+/**
+ * TLS and credentials (Config.redisSecurity), the same shape for the three kinds of target. With a URL, `rediss://`
+ * and the URL's user and password count as well (the configuration never lets the two disagree).
+ */
+export interface RedisSecurity {
+  /** ACL user of the data nodes; unset: the `default` user. */
+  readonly username?: string;
+  readonly password?: string;
+  /** TLS to the data nodes and to the Sentinels; `ca`: PEM certificates trusted instead of Node's bundled CAs. */
+  readonly tls?: { readonly ca?: string };
+  /** Credentials for the Sentinels themselves (they have users of their own). */
+  readonly sentinelUsername?: string;
+  readonly sentinelPassword?: string;
+}
+
 /** Options of the Redis client factory. */
 export type RedisClientOptions = RedisTarget & {
+  /** TLS and credentials; default: none (plain TCP, no AUTH). */
+  security?: RedisSecurity;
   /** Longest wait for one command before it fails with SERVICE_UNAVAILABLE. Default 1000 ms. */
   commandTimeoutMs?: number;
   /** Longest wait for a connection attempt. Default 1000 ms. */
@@ -57,11 +74,20 @@ const reconnectDelay = (attempt: number) => Math.min(50 * 2 ** Math.min(attempt,
 export function createRedisClient(options: RedisClientOptions): RedisClient {
   const commandTimeout = options.commandTimeoutMs ?? 1000;
   const connectTimeout = options.connectTimeoutMs ?? 1000;
+  const { username, password, tls, sentinelUsername, sentinelPassword } = options.security ?? {};
+  // Node's tls.connect options; no `ca`: Node's bundled CAs.
+  const tlsOptions = tls && { ca: tls.ca };
   const failFast = {
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
     commandTimeout,
     connectTimeout,
+    username,
+    password,
+    tls: tlsOptions,
+    // CLIENT SETINFO only labels the connection in CLIENT LIST. The least-privilege ACL user may not run it (and
+    // Redis 7.0 does not know it): each refusal would be one more entry in ACL LOG, on every connect.
+    disableClientInfo: true,
   } satisfies RedisOptions;
 
   let client: RedisClient;
@@ -80,6 +106,11 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
         retryDelayOnFailover: 100,
         slotsRefreshTimeout: connectTimeout,
         redisOptions: failFast,
+        // With TLS, a seed given by host name keeps that name (the name its certificate is for) instead of being
+        // resolved to an address first (the ioredis README's note on ElastiCache with TLS).
+        ...(tlsOptions
+          ? { dnsLookup: (address: string, done: (error: null, address: string) => void) => done(null, address) }
+          : {}),
         lazyConnect: false,
       },
     );
@@ -93,6 +124,11 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
       retryStrategy: reconnectDelay,
       sentinelRetryStrategy: reconnectDelay,
       sentinelCommandTimeout: commandTimeout,
+      sentinelUsername,
+      sentinelPassword,
+      // REDIS_TLS means TLS to the Sentinels and to the master they name (ioredis: sentinelTLS and tls).
+      enableTLSForSentinelMode: tlsOptions !== undefined,
+      sentinelTLS: tlsOptions,
       failoverDetector: true,
       // A demoted master answers writes with READONLY (mapped to SERVICE_UNAVAILABLE, nothing written): reconnect
       // so the next command goes to the master the Sentinels name now. 1 = reconnect without resending.
