@@ -1,5 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import type { Logger } from "pino";
+import { connectionProblem, type Attempt } from "./redis-connection-problem";
 
 /**
  * The client every Redis store takes in its constructor: one Redis (plain or Sentinel-managed) or a Redis Cluster.
@@ -66,6 +67,11 @@ const reconnectDelay = (attempt: number) => Math.min(50 * 2 ** Math.min(attempt,
  *
  * Sentinel: the client asks the Sentinels for the current master on every (re)connect and listens for
  * `+switch-master` (failoverDetector), so it moves to a promoted replica by itself.
+ *
+ * TLS and credentials (`security`) apply to every connection the client opens: each data node, the Cluster's nodes
+ * as it discovers them, and the Sentinels (TLS alike, credentials their own). A refused password or an untrusted
+ * certificate is one more reason to reconnect: the client keeps trying with the same backoff, so fixing the ACL user
+ * or the certificate on the Redis side is enough; the log says what is wrong once (logEvents).
  *
  * No auto-pipelining on this client: it carries the writes (scripts), and ioredis keeps one auto-pipeline in flight
  * per connection, so a batch of merges would wait for the previous batch's whole answer. Reads get a connection of
@@ -164,7 +170,7 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
 export function createReadConnection(client: RedisClient, logger: Logger): RedisClient {
   if (client instanceof Cluster) return client;
   const reads = client.duplicate({ enableAutoPipelining: true });
-  logEvents(reads, logger.child({ connection: "reads" }));
+  logEvents(reads, logger.child({ connection: "reads" }), problemLogs.get(client));
   return reads;
 }
 
@@ -197,17 +203,44 @@ export function bounded<T>(redis: RedisClient, call: Promise<T>): Promise<T> {
   });
 }
 
-function logEvents(client: RedisClient, logger: Logger): void {
-  let warnedSinceReady = false;
+/**
+ * Logs each cause of failing connections once: the first failed attempt, then each change of cause (a wrong
+ * password fixed but the certificate still untrusted, say), and again after the connections were ready in between.
+ * ioredis reports every failed attempt (every second here); one line per cause is what an operator can act on. The
+ * connections of one client (its read connection too) share one log, so a cause is one line, not one per connection.
+ */
+class ProblemLog {
+  private last: string | undefined;
+
+  constructor(private readonly logger: Logger) {}
+
+  report(error: Error, attempt: Attempt): void {
+    const problem = connectionProblem(error, attempt);
+    if (problem === undefined) return;
+    const key = `${problem.kind}:${problem.code}`;
+    if (key === this.last) return;
+    this.last = key;
+    this.logger[problem.level](
+      { event: "redis.error", problem: problem.kind, code: problem.code, err: problem.detail },
+      problem.message,
+    );
+  }
+
+  ready(): void {
+    this.last = undefined;
+  }
+}
+
+const problemLogs = new WeakMap<RedisClient, ProblemLog>();
+
+function logEvents(client: RedisClient, logger: Logger, problems = new ProblemLog(logger)): void {
+  problemLogs.set(client, problems);
+  const tls = Boolean(client instanceof Cluster ? client.options.redisOptions?.tls : client.options.tls);
   client.on("ready", () => {
-    warnedSinceReady = false;
+    problems.ready();
     logger.info({ event: "redis.ready" }, "redis connection ready");
   });
-  client.on("error", (error: Error) => {
-    // ioredis emits an error per failed attempt; one warning per outage is enough.
-    if (!warnedSinceReady) logger.warn({ event: "redis.error", err: error.message }, "redis connection error");
-    warnedSinceReady = true;
-  });
+  client.on("error", (error: Error) => problems.report(error, { tls, handshaking: client.status !== "ready" }));
   client.on("end", () => logger.info({ event: "redis.end" }, "redis connection closed"));
   if (client instanceof Cluster) {
     client.on("+node", (node: Redis) =>
