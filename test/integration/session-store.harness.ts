@@ -10,8 +10,9 @@ import type {
 import type { SessionStore } from "../../src/sessions/session-store";
 import { sessionKey } from "../../src/store/keys";
 import { MemorySessionStore } from "../../src/store/memory/memory-session-store";
-import { createRedisClient, whenReady, type RedisClient } from "../../src/store/redis/redis-client";
+import { createRedisClient, whenReady, type RedisClient, type RedisSecurity } from "../../src/store/redis/redis-client";
 import { RedisSessionStore } from "../../src/store/redis/redis-session-store";
+import { aclDenials, startManagedRedis } from "../helpers/managed-redis";
 import { startRedisCluster, type RedisClusterProcess } from "../helpers/redis-cluster";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
 
@@ -51,8 +52,8 @@ export const LIMITS: WriteLimits = Object.freeze({
 
 const silent = pino({ level: "silent" });
 
-async function connectedClient(url: string): Promise<Redis> {
-  const client = createRedisClient({ url, logger: silent });
+async function connectedClient(url: string, security?: RedisSecurity): Promise<Redis> {
+  const client = createRedisClient({ url, security, logger: silent });
   if (!(await whenReady(client, 5000))) throw new Error(`Redis at ${url} did not become ready`);
   return client as Redis;
 }
@@ -80,14 +81,43 @@ async function pollUntil(done: () => Promise<boolean>, deadline: number, what: s
 
 export async function startRedisStore(): Promise<RedisStoreUnderTest> {
   const redis = await startRedis();
-  const store = new RedisSessionStore(await connectedClient(redis.url));
+  return startRedisStoreOn(redis, undefined, () => redis.stop());
+}
+
+/**
+ * The Redis store over TLS, as an ACL user with exactly the README's least-privilege rule (`~tenant:* ~scs:*`, the
+ * commands one by one): a command or key the store starts using fails the contract suite until the rule names it.
+ * `close()` fails when Redis refused the user anything meanwhile (`ACL LOG`), even a refusal the client swallowed.
+ * The test's own checks (TTLs, the clock) go through the admin client.
+ */
+export async function startLeastPrivilegeStore(): Promise<RedisStoreUnderTest> {
+  const managed = await startManagedRedis();
+  const security = { username: "scs", password: managed.password, tls: { ca: managed.certificates.ca } };
+  const sut = await startRedisStoreOn(managed.redis, security, () => managed.stop());
+  return {
+    ...sut,
+    async close() {
+      const denied = await aclDenials(managed.redis.admin);
+      await sut.close();
+      if (denied.length > 0) throw new Error(`Redis refused the least-privilege user: ${denied.join("; ")}`);
+    },
+  };
+}
+
+/** The store on `redis`, connected with `security`; `close()` closes the stores and then calls `stop`. */
+async function startRedisStoreOn(
+  redis: RedisProcess,
+  security: RedisSecurity | undefined,
+  stop: () => Promise<void>,
+): Promise<RedisStoreUnderTest> {
+  const store = new RedisSessionStore(await connectedClient(redis.url, security));
   const replicas: RedisSessionStore[] = [];
   const keyOf = (tenantId: string, ref: SessionRef) => sessionKey(tenantId, ref.userId, ref.sessionId);
   return {
     store,
     redis,
     async replica() {
-      const replica = new RedisSessionStore(await connectedClient(redis.url));
+      const replica = new RedisSessionStore(await connectedClient(redis.url, security));
       replicas.push(replica);
       return replica;
     },
@@ -112,7 +142,7 @@ export async function startRedisStore(): Promise<RedisStoreUnderTest> {
     },
     async close() {
       await Promise.all([store, ...replicas].map((s) => s.close()));
-      await redis.stop();
+      await stop();
     },
   };
 }
@@ -199,6 +229,7 @@ export async function startMemoryStore(): Promise<StoreUnderTest> {
 /** The stores every contract test runs against, for `describe.each`. */
 export const STORES: ReadonlyArray<[name: string, start: () => Promise<StoreUnderTest>]> = [
   ["RedisSessionStore", startRedisStore],
+  ["RedisSessionStore over TLS as the least-privilege ACL user", startLeastPrivilegeStore],
   ["RedisSessionStore on a Redis Cluster", startClusterStore],
   ["MemorySessionStore", startMemoryStore],
 ];
