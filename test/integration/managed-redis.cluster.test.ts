@@ -54,6 +54,32 @@ describe("Redis Cluster over TLS as the least-privilege ACL user", () => {
     for (const port of cluster.ports) expect(await aclDenials(cluster.node(port))).toEqual([]);
   });
 
+  it("a node without the user: SERVICE_UNAVAILABLE for its tenants and one line naming it, until the user is there", async () => {
+    const logs: Log[] = [];
+    const client = connect({ username: "scs", password, tls: { ca: certificates.ca } }, logs);
+    expect(await whenReady(client, 10_000)).toBe(true);
+    const { sessions } = createRedisBackend(client);
+    const node = (await cluster.topology()).find((n) => n.role === "master")!.port;
+    const slotOf = async (tenant: string) => Number(await cluster.admin.cluster("KEYSLOT", `tenant:{${tenant}}:x`));
+    let tenant = `t-${randomUUID()}`;
+    while ((await cluster.ownerOf(await slotOf(tenant))) !== node) tenant = `t-${randomUUID()}`;
+    const read = () => sessions.getMany(tenant, [{ userId: "u", sessionId: "s" }]);
+    expect(await read()).toEqual([null]);
+
+    // The user is gone from one master (ACL DELUSER also closes its connections there): the client reconnects.
+    await cluster.node(node).call("ACL", "DELUSER", "scs");
+    await eventually("the refusal is logged", async () => logs.some((line) => line.event === "redis.error"));
+
+    await expect(read()).rejects.toMatchObject({ extensions: { code: "SERVICE_UNAVAILABLE" } });
+    expect(logs.filter((line) => line.event === "redis.error")).toEqual([
+      expect.objectContaining({ problem: "credentials", code: "WRONGPASS", node: `127.0.0.1:${node}` }),
+    ]);
+
+    await createLeastPrivilegeUser([cluster.node(node)], "scs", password);
+    await eventually("the node serves again", async () => (await read())[0] === null);
+    expect(logs.filter((line) => line.event === "redis.error")).toHaveLength(1);
+  });
+
   it("a refused password: SERVICE_UNAVAILABLE and one log line without the password", async () => {
     const logs: Log[] = [];
     const wrong = `wrong-${randomUUID()}`;

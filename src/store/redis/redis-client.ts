@@ -211,23 +211,27 @@ export function bounded<T>(redis: RedisClient, call: Promise<T>): Promise<T> {
  */
 class ProblemLog {
   private last: string | undefined;
+  private lastNode: string | undefined;
 
   constructor(private readonly logger: Logger) {}
 
-  report(error: Error, attempt: Attempt): void {
+  /** `node`: the Cluster node (`host:port`) the error came from, if it was one. */
+  report(error: Error, attempt: Attempt, node?: string): void {
     const problem = connectionProblem(error, attempt);
     if (problem === undefined) return;
     const key = `${problem.kind}:${problem.code}`;
     if (key === this.last) return;
     this.last = key;
+    this.lastNode = node;
     this.logger[problem.level](
-      { event: "redis.error", problem: problem.kind, code: problem.code, err: problem.detail },
+      { event: "redis.error", problem: problem.kind, code: problem.code, err: problem.detail, node },
       problem.message,
     );
   }
 
-  ready(): void {
-    this.last = undefined;
+  /** A connection is ready: the next failure is news, unless this is another Cluster node than the failing one. */
+  ready(node?: string): void {
+    if (node === undefined || node === this.lastNode) this.last = undefined;
   }
 }
 
@@ -243,9 +247,16 @@ function logEvents(client: RedisClient, logger: Logger, problems = new ProblemLo
   client.on("error", (error: Error) => problems.report(error, { tls, handshaking: client.status !== "ready" }));
   client.on("end", () => logger.info({ event: "redis.end" }, "redis connection closed"));
   if (client instanceof Cluster) {
-    client.on("+node", (node: Redis) =>
-      logger.debug({ event: "redis.node.added", node: `${node.options.host}:${node.options.port}` }, "cluster node"),
-    );
+    // A node the Cluster client cannot use (its user missing on that node, say) leaves the Cluster ready: its own
+    // failed attempts and recovery are what tell.
+    client.on("node error", (error: Error, node: string) => {
+      const status = client.nodes().find((n) => `${n.options.host}:${n.options.port}` === node)?.status;
+      problems.report(error, { tls, handshaking: status !== "ready" }, node);
+    });
+    client.on("+node", (node: Redis) => {
+      node.on("ready", () => problems.ready(`${node.options.host}:${node.options.port}`));
+      logger.debug({ event: "redis.node.added", node: `${node.options.host}:${node.options.port}` }, "cluster node");
+    });
     client.on("-node", (node: Redis) =>
       logger.info({ event: "redis.node.removed", node: `${node.options.host}:${node.options.port}` }, "cluster node"),
     );
