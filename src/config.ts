@@ -1,5 +1,7 @@
+import { X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { z } from "zod";
-import type { RedisAddress } from "./store/redis/redis-client";
+import type { RedisAddress, RedisSecurity } from "./store/redis/redis-client";
 
 /**
  * The only reader of `process.env`. Parsed once at start-up into a frozen, typed object; every bad variable is
@@ -21,6 +23,12 @@ export interface Config {
   readonly redisCluster: readonly RedisAddress[] | undefined;
   /** Sentinels and the name of the master they monitor. */
   readonly redisSentinel: { readonly sentinels: readonly RedisAddress[]; readonly name: string } | undefined;
+  /**
+   * TLS and credentials for whichever Redis is configured (REDIS_USERNAME, REDIS_PASSWORD, REDIS_TLS,
+   * REDIS_TLS_CA_FILE, REDIS_SENTINEL_USERNAME, REDIS_SENTINEL_PASSWORD; with REDIS_URL, `rediss://` and the URL's
+   * user and password count too). Holds secrets: never log it.
+   */
+  readonly redisSecurity: RedisSecurity;
   readonly auth: {
     readonly mode: AuthMode;
     readonly jwtSecret: string | undefined;
@@ -90,6 +98,12 @@ const envSchema = z.object({
     .string()
     .regex(/^[^\s]+$/, "must be the master name the Sentinels monitor (no spaces)")
     .optional(),
+  REDIS_USERNAME: nonEmpty.optional(),
+  REDIS_PASSWORD: nonEmpty.optional(),
+  REDIS_TLS: boolean.optional(),
+  REDIS_TLS_CA_FILE: nonEmpty.optional(),
+  REDIS_SENTINEL_USERNAME: nonEmpty.optional(),
+  REDIS_SENTINEL_PASSWORD: nonEmpty.optional(),
   JWT_SECRET: nonEmpty.optional(),
   JWKS_URL: httpUrl.optional(),
   JWT_ISSUER: nonEmpty.optional(),
@@ -106,11 +120,136 @@ const envSchema = z.object({
 });
 
 // Values that may carry credentials are never echoed in a start-up error (a Redis URL can hold a password).
-const SECRET_VARIABLES = new Set(["REDIS_URL", "JWT_SECRET", "GATEWAY_SECRET", "JWKS_URL"]);
+const SECRET_VARIABLES = new Set([
+  "REDIS_URL",
+  "REDIS_PASSWORD",
+  "REDIS_SENTINEL_PASSWORD",
+  "JWT_SECRET",
+  "GATEWAY_SECRET",
+  "JWKS_URL",
+]);
+
+/** Every variable the configuration reads (the README's table lists each one). */
+export const CONFIG_VARIABLES: readonly string[] = Object.freeze(Object.keys(envSchema.shape));
 
 function shown(name: string, value: string | undefined): string {
   if (SECRET_VARIABLES.has(name)) return "a value that is not shown";
   return JSON.stringify(value);
+}
+
+type Env = z.infer<typeof envSchema>;
+
+/** The variables that say how to reach the configured Redis: meaningless without one. */
+const REDIS_ACCESS_VARIABLES = [
+  "REDIS_USERNAME",
+  "REDIS_PASSWORD",
+  "REDIS_TLS",
+  "REDIS_TLS_CA_FILE",
+  "REDIS_SENTINEL_USERNAME",
+  "REDIS_SENTINEL_PASSWORD",
+] as const;
+
+/** REDIS_TLS as parsed, or as the raw text when another variable was bad (see loadConfig). */
+const on = (value: unknown) => value === true || value === "true";
+
+/**
+ * TLS and credentials, checked across the variables; appends one line per problem. REDIS_URL carries its own:
+ * `rediss://` is TLS and `redis://` is not (REDIS_TLS, when set too, must agree), and credentials in the URL are
+ * used as they are — REDIS_USERNAME and REDIS_PASSWORD apply to a URL only when it has none, so a password is
+ * given in one place only. Cluster and Sentinel take REDIS_USERNAME, REDIS_PASSWORD and REDIS_TLS for the data
+ * nodes; REDIS_TLS also covers the Sentinels, which have credentials of their own. `bad` names the variables whose
+ * own value was refused: rules that would read them are skipped, so each problem is reported once.
+ */
+function redisSecurityOf(e: Env, bad: ReadonlySet<string>, problems: string[]): RedisSecurity {
+  const sentinelMode = Boolean(e.REDIS_SENTINELS || e.REDIS_SENTINEL_NAME);
+  if (!e.REDIS_URL && !e.REDIS_CLUSTER_NODES && !sentinelMode) {
+    for (const name of REDIS_ACCESS_VARIABLES) {
+      if (e[name] !== undefined)
+        problems.push(`${name}: set, but no Redis is configured (REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS)`);
+    }
+    return Object.freeze({});
+  }
+
+  let tls = on(e.REDIS_TLS);
+  let urlHasCredentials = false;
+  let tlsContradicted = false;
+  if (e.REDIS_URL && !bad.has("REDIS_URL")) {
+    const url = new URL(e.REDIS_URL);
+    tls = url.protocol === "rediss:";
+    urlHasCredentials = url.username !== "" || url.password !== "";
+    if (url.username !== "" && url.password === "")
+      problems.push("REDIS_URL: has a user name but no password (rediss://user:password@host:port)");
+    for (const name of ["REDIS_USERNAME", "REDIS_PASSWORD"] as const) {
+      if (urlHasCredentials && e[name])
+        problems.push(`${name}: REDIS_URL carries credentials already; give the user and password in one place`);
+    }
+    if (e.REDIS_TLS !== undefined && !bad.has("REDIS_TLS") && on(e.REDIS_TLS) !== tls) {
+      tlsContradicted = true;
+      problems.push(
+        `REDIS_TLS: contradicts REDIS_URL, whose scheme decides (rediss:// is TLS, redis:// is not); leave REDIS_TLS unset or make them agree`,
+      );
+    }
+  }
+  if (!sentinelMode) {
+    for (const name of ["REDIS_SENTINEL_USERNAME", "REDIS_SENTINEL_PASSWORD"] as const) {
+      if (e[name])
+        problems.push(
+          `${name}: only for Sentinels (REDIS_SENTINELS); the Redis itself takes REDIS_USERNAME and REDIS_PASSWORD`,
+        );
+    }
+  }
+  if (e.REDIS_USERNAME && !e.REDIS_PASSWORD && !urlHasCredentials)
+    problems.push("REDIS_USERNAME: needs REDIS_PASSWORD (Redis authenticates a user by both)");
+  if (sentinelMode && e.REDIS_SENTINEL_USERNAME && !e.REDIS_SENTINEL_PASSWORD)
+    problems.push("REDIS_SENTINEL_USERNAME: needs REDIS_SENTINEL_PASSWORD (a Sentinel authenticates a user by both)");
+
+  let ca: string | undefined;
+  if (e.REDIS_TLS_CA_FILE) {
+    ca = readCaFile(e.REDIS_TLS_CA_FILE, problems);
+    if (!tls && !tlsContradicted && !bad.has("REDIS_TLS") && !bad.has("REDIS_URL"))
+      problems.push(
+        "REDIS_TLS_CA_FILE: TLS is off; use a rediss:// REDIS_URL, or REDIS_TLS=true with REDIS_CLUSTER_NODES or REDIS_SENTINELS",
+      );
+  }
+  return Object.freeze({
+    username: e.REDIS_USERNAME,
+    password: e.REDIS_PASSWORD,
+    tls: tls ? Object.freeze({ ca }) : undefined,
+    sentinelUsername: e.REDIS_SENTINEL_USERNAME,
+    sentinelPassword: e.REDIS_SENTINEL_PASSWORD,
+  });
+}
+
+/**
+ * The CA certificates of REDIS_TLS_CA_FILE, read once at start-up (a changed file takes a restart), or undefined
+ * with a problem line when the file cannot be read or holds anything but PEM certificates.
+ */
+function readCaFile(path: string, problems: string[]): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? "error";
+    problems.push(`REDIS_TLS_CA_FILE: cannot be read (${code}) (got ${JSON.stringify(path)})`);
+    return undefined;
+  }
+  const certificates = text.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  if (certificates.length === 0 || !certificates.every(isCertificate)) {
+    problems.push(
+      `REDIS_TLS_CA_FILE: must hold PEM certificates (-----BEGIN CERTIFICATE----- …) (got ${JSON.stringify(path)})`,
+    );
+    return undefined;
+  }
+  return certificates.join("\n");
+}
+
+function isCertificate(pem: string): boolean {
+  try {
+    new X509Certificate(pem);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export class ConfigError extends Error {
@@ -125,16 +264,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // An empty variable (`FOO=`) counts as unset, the way shells and compose files usually mean it.
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
   const parsed = envSchema.safeParse(present);
-  const problems: string[] = parsed.success
-    ? []
-    : parsed.error.issues.map(
-        (issue) =>
-          `${issue.path.join(".")}: ${issue.message} (got ${shown(String(issue.path[0]), present[String(issue.path[0])])})`,
-      );
-  // The checks across variables below look only at which variables are set (all strings), so they also run on
-  // the raw values when a value above is bad: every problem is listed at once. The config is built from
-  // parsed.data only, since any problem throws before that.
-  const e = parsed.success ? parsed.data : (present as unknown as z.infer<typeof envSchema>);
+  const issues = parsed.success ? [] : parsed.error.issues;
+  const problems: string[] = issues.map(
+    (issue) =>
+      `${issue.path.join(".")}: ${issue.message} (got ${shown(String(issue.path[0]), present[String(issue.path[0])])})`,
+  );
+  // The checks across variables below look at which variables are set (all strings), and read a value only when it
+  // passed above (`bad`), so they also run on the raw values when a value above is bad: every problem is listed at
+  // once. The config is built from parsed.data only, since any problem throws before that.
+  const e = parsed.success ? parsed.data : (present as unknown as Env);
+  const bad = new Set(issues.map((issue) => String(issue.path[0])));
   const production = e.NODE_ENV === "production";
 
   const redisChoices = (["REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_SENTINELS"] as const).filter((name) => e[name]);
@@ -150,6 +289,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push(
       "REDIS_URL: required when NODE_ENV=production, or REDIS_CLUSTER_NODES or REDIS_SENTINELS (the embedded store is one process only and not durable)",
     );
+
+  const redisSecurity = redisSecurityOf(e, bad, problems);
 
   const hasJwtKey = Boolean(e.JWT_SECRET || e.JWKS_URL);
   if (e.JWT_SECRET && e.JWKS_URL) problems.push("JWT_SECRET: set either JWT_SECRET or JWKS_URL, not both");
@@ -175,6 +316,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       e.REDIS_SENTINELS && e.REDIS_SENTINEL_NAME
         ? Object.freeze({ sentinels: e.REDIS_SENTINELS, name: e.REDIS_SENTINEL_NAME })
         : undefined,
+    redisSecurity,
     auth: Object.freeze({
       mode,
       jwtSecret: e.JWT_SECRET,

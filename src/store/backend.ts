@@ -41,7 +41,7 @@ export async function createBackend(config: Config, logger: Logger): Promise<Bac
   const target = redisTarget(config);
   if (target) {
     const redisLogger = logger.child({ component: "redis" });
-    const redis = createRedisClient({ ...target, logger: redisLogger });
+    const redis = createRedisClient({ ...target, security: config.redisSecurity, logger: redisLogger });
     redisLogger.info({ mode: "url" in target ? "single" : "clusterNodes" in target ? "cluster" : "sentinel" }, "redis");
     const reads = createReadConnection(redis, redisLogger);
     const [ready, readsReady] = await Promise.all([whenReady(redis, 5000), whenReady(reads, 5000)]);

@@ -5,7 +5,14 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { Cluster, Redis } from "ioredis";
 import { pollUntil } from "./poll";
-import { exited, freePort, spawnRedis } from "./redis-server";
+import {
+  adminClientOptions,
+  exited,
+  freePort,
+  securityArgs,
+  spawnRedis,
+  type RedisServerOptions,
+} from "./redis-server";
 
 const run = promisify(execFile);
 
@@ -43,13 +50,15 @@ export interface RedisClusterProcess {
 const MASTERS = 3;
 const NODE_TIMEOUT_MS = 2000;
 
-async function startNode(dir: string): Promise<{ port: number; child: ChildProcess }> {
+async function startNode(dir: string, options: RedisServerOptions): Promise<{ port: number; child: ChildProcess }> {
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     // The bus port is given explicitly: the default (port + 10000) may be taken or above 65535.
     const busPort = await freePort();
     try {
       const child = await spawnRedis(port, [
+        ...securityArgs(options, port),
+        ...(options.tls ? ["--tls-cluster", "yes"] : []),
         "--cluster-enabled",
         "yes",
         "--cluster-config-file",
@@ -80,17 +89,27 @@ function parseNodes(text: string): ClusterNode[] {
     });
 }
 
-/** Starts 6 cluster-enabled redis-servers, joins them with `redis-cli --cluster create`, and waits until all is ok. */
-export async function startRedisCluster(): Promise<RedisClusterProcess> {
+/**
+ * Starts 6 cluster-enabled redis-servers, joins them with `redis-cli --cluster create`, and waits until all is ok.
+ * With `options.tls` every node serves TLS only, the Cluster bus and replication included; with
+ * `options.adminPassword` every node wants it (replicas too, from their masters), and the helper's clients use it.
+ */
+export async function startRedisCluster(options: RedisServerOptions = {}): Promise<RedisClusterProcess> {
   const dir = mkdtempSync(join(tmpdir(), "scs-cluster-"));
-  const started = await Promise.all(Array.from({ length: MASTERS * 2 }, () => startNode(dir)));
+  const started = await Promise.all(Array.from({ length: MASTERS * 2 }, () => startNode(dir, options)));
   const children = new Map(started.map(({ port, child }) => [port, child]));
   const ports = started.map(({ port }) => port);
   const clients = new Map<number, Redis>();
   const node = (port: number) => {
     let client = clients.get(port);
     if (!client) {
-      client = new Redis({ host: "127.0.0.1", port, maxRetriesPerRequest: 1, retryStrategy: () => 100 });
+      client = new Redis({
+        host: "127.0.0.1",
+        port,
+        maxRetriesPerRequest: 1,
+        retryStrategy: () => 100,
+        ...adminClientOptions(options),
+      });
       client.on("error", () => undefined); // a killed node: the test asks for it on purpose
       clients.set(port, client);
     }
@@ -124,8 +143,20 @@ export async function startRedisCluster(): Promise<RedisClusterProcess> {
   try {
     await run(
       "redis-cli",
-      ["--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "1", "--cluster-yes"],
-      { timeout: 30_000 },
+      [
+        ...(options.tls ? ["--tls", "--cacert", options.tls.caFile] : []),
+        "--cluster",
+        "create",
+        ...ports.map((p) => `127.0.0.1:${p}`),
+        "--cluster-replicas",
+        "1",
+        "--cluster-yes",
+      ],
+      // The password through the environment: on the command line (-a) redis-cli warns that it is not safe.
+      {
+        timeout: 30_000,
+        env: { ...process.env, ...(options.adminPassword ? { REDISCLI_AUTH: options.adminPassword } : {}) },
+      },
     );
     await waitUntilOk(30_000, ports);
     // Every node knows every other one (gossip), and every replica has finished its first sync.
@@ -144,7 +175,7 @@ export async function startRedisCluster(): Promise<RedisClusterProcess> {
     );
     admin = new Cluster(
       ports.map((port) => ({ host: "127.0.0.1", port })),
-      { redisOptions: { maxRetriesPerRequest: 1 } },
+      { redisOptions: { maxRetriesPerRequest: 1, ...adminClientOptions(options) } },
     );
     admin.on("error", () => undefined);
     const ready = admin;

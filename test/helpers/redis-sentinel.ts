@@ -4,7 +4,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { pollUntil } from "./poll";
-import { exited, freePort, spawnRedis } from "./redis-server";
+import {
+  adminClientOptions,
+  exited,
+  freePort,
+  securityArgs,
+  spawnRedis,
+  type RedisServerOptions,
+} from "./redis-server";
+import { tlsServerArgs } from "./tls";
 
 /** Sentinel-managed Redis on loopback for one test file: one master, one replica, three Sentinels. */
 export interface RedisSentinelProcess {
@@ -15,6 +23,10 @@ export interface RedisSentinelProcess {
   readonly sentinelsVariable: string;
   /** The data nodes' ports: [initial master, initial replica]. */
   readonly dataPorts: readonly number[];
+  /** An admin client to a data node (its `default` user); closed by `stop()`. */
+  node(port: number): Redis;
+  /** An admin client to a Sentinel (its `default` user); closed by `stop()`. */
+  sentinel(port: number): Redis;
   /** The port of the master the Sentinels name now (asks the first live Sentinel). */
   currentMaster(): Promise<number>;
   /** SIGKILLs a data node (a crash). */
@@ -59,12 +71,32 @@ async function startOnFreePort<T>(start: (port: number) => Promise<T>): Promise<
   }
 }
 
-export async function startRedisSentinel(): Promise<RedisSentinelProcess> {
+/** Sentinel-managed Redis with TLS and passwords, as a managed service runs it. */
+export interface RedisSentinelOptions extends RedisServerOptions {
+  /**
+   * The Sentinels' `default` user's password (`requirepass`; they use it with each other too). The data nodes'
+   * password is `adminPassword`, which the Sentinels are given (`sentinel auth-pass`). With `tls`, the Sentinels
+   * serve TLS only and reach the data nodes and each other over TLS.
+   */
+  sentinelPassword?: string;
+}
+
+/**
+ * Starts one master, one replica and three Sentinels, and waits until every Sentinel knows the replica and the
+ * other Sentinels.
+ */
+export async function startRedisSentinel(options: RedisSentinelOptions = {}): Promise<RedisSentinelProcess> {
   const dir = mkdtempSync(join(tmpdir(), "scs-sentinel-"));
   const children = new Map<number, ChildProcess>();
   const clients: Redis[] = [];
-  const client = (port: number) => {
-    const redis = new Redis({ host: "127.0.0.1", port, maxRetriesPerRequest: 1, retryStrategy: () => 100 });
+  const client = (port: number, password = options.adminPassword) => {
+    const redis = new Redis({
+      host: "127.0.0.1",
+      port,
+      maxRetriesPerRequest: 1,
+      retryStrategy: () => 100,
+      ...adminClientOptions({ tls: options.tls, adminPassword: password }),
+    });
     redis.on("error", () => undefined); // a killed node: the test asks for it on purpose
     clients.push(redis);
     return redis;
@@ -76,10 +108,10 @@ export async function startRedisSentinel(): Promise<RedisSentinelProcess> {
   };
 
   try {
-    const master = await startOnFreePort((port) => spawnRedis(port, []));
+    const master = await startOnFreePort((port) => spawnRedis(port, securityArgs(options, port)));
     children.set(master.port, master.started);
     const replica = await startOnFreePort((port) =>
-      spawnRedis(port, ["--replicaof", "127.0.0.1", String(master.port)]),
+      spawnRedis(port, [...securityArgs(options, port), "--replicaof", "127.0.0.1", String(master.port)]),
     );
     children.set(replica.port, replica.started);
     const replicaClient = client(replica.port);
@@ -93,13 +125,20 @@ export async function startRedisSentinel(): Promise<RedisSentinelProcess> {
     for (let i = 0; i < 3; i++) {
       const sentinel = await startOnFreePort((port) => {
         const file = join(dir, `sentinel-${port}.conf`);
+        // tlsServerArgs as configuration lines: `--name value` → `name value`.
+        const tls = options.tls ? tlsServerArgs(options.tls, port) : [];
+        const tlsLines = tls.flatMap((arg, i) => (i % 2 === 0 ? [`${arg.slice(2)} ${tls[i + 1]}`] : []));
+        const password = options.sentinelPassword;
         writeFileSync(
           file,
           [
             `port ${port}`,
+            ...tlsLines,
+            ...(password ? [`requirepass ${password}`, `sentinel sentinel-pass ${password}`] : []),
             "bind 127.0.0.1",
             `dir ${dir}`,
             `sentinel monitor ${NAME} 127.0.0.1 ${master.port} 2`,
+            ...(options.adminPassword ? [`sentinel auth-pass ${NAME} ${options.adminPassword}`] : []),
             `sentinel down-after-milliseconds ${NAME} ${DOWN_AFTER_MS}`,
             `sentinel failover-timeout ${NAME} 10000`,
             `sentinel parallel-syncs ${NAME} 1`,
@@ -113,7 +152,8 @@ export async function startRedisSentinel(): Promise<RedisSentinelProcess> {
     }
     // Every Sentinel knows the replica and the two other Sentinels (hello messages every 2 s), so a failover
     // can reach its quorum and has a replica to promote.
-    const sentinelClients = sentinelPorts.map(client);
+    let masterClient: Redis | undefined;
+    const sentinelClients = sentinelPorts.map((port) => client(port, options.sentinelPassword));
     await pollUntil(
       "every Sentinel knows the replica and the other Sentinels",
       async () => {
@@ -136,6 +176,8 @@ export async function startRedisSentinel(): Promise<RedisSentinelProcess> {
       sentinelPorts,
       sentinelsVariable: sentinelPorts.map((port) => `127.0.0.1:${port}`).join(","),
       dataPorts: [master.port, replica.port],
+      node: (port) => (port === replica.port ? replicaClient : (masterClient ??= client(master.port))),
+      sentinel: (port) => sentinelClients[sentinelPorts.indexOf(port)],
       async currentMaster() {
         const sentinel = sentinelClients[sentinelPorts.findIndex(live)];
         const [, port] = (await sentinel.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", NAME)) as [string, string];

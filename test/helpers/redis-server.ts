@@ -1,7 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
-import { type Cluster, Redis } from "ioredis";
+import { type Cluster, Redis, type RedisOptions } from "ioredis";
 import { pollUntil } from "./poll";
+import { tlsServerArgs, type TestCertificates } from "./tls";
 
 /** A real redis-server for one test file, on a free loopback port, that the test may stop, kill or restart. */
 export interface RedisProcess {
@@ -23,6 +24,31 @@ export interface RedisProcess {
   stop(): Promise<void>;
   /** `INFO commandstats` as command → calls. */
   commandCalls(): Promise<Record<string, number>>;
+}
+
+/** A redis-server that serves TLS only, or wants a password, or both. */
+export interface RedisServerOptions {
+  /** Serve TLS only (tlsServerArgs): `url` is then `rediss://…` and the admin client trusts the test CA. */
+  tls?: TestCertificates;
+  /** The `default` user's password (`requirepass`; replicas use it too, `masterauth`): the admin client's. */
+  adminPassword?: string;
+}
+
+/** redis-server arguments for `options` on `port`, before any others. */
+export function securityArgs(options: RedisServerOptions, port: number): string[] {
+  const password = options.adminPassword;
+  return [
+    ...(options.tls ? tlsServerArgs(options.tls, port) : []),
+    ...(password ? ["--requirepass", password, "--masterauth", password] : []),
+  ];
+}
+
+/** ioredis options of an admin client to a server started with `options`. */
+export function adminClientOptions(options: RedisServerOptions): RedisOptions {
+  return {
+    ...(options.tls ? { tls: { ca: options.tls.ca } } : {}),
+    ...(options.adminPassword ? { password: options.adminPassword } : {}),
+  };
 }
 
 export function redisServerOnPath(): boolean {
@@ -93,8 +119,12 @@ export function exited(child: ChildProcess, signal: NodeJS.Signals): Promise<voi
  * Starts redis-server from PATH. Without redis-server but with REDIS_URL set, it uses that server instead; such a
  * server cannot be killed or restarted, so the tests that need that fail with a clear message.
  */
-export async function startRedis(extraArgs: readonly string[] = []): Promise<RedisProcess> {
+export async function startRedis(
+  extraArgs: readonly string[] = [],
+  options: RedisServerOptions = {},
+): Promise<RedisProcess> {
   if (!redisServerOnPath()) {
+    if (options.tls || options.adminPassword) throw new Error("this test needs redis-server on PATH (TLS, ACL)");
     const url = process.env.REDIS_URL;
     if (!url) throw new Error("redis-server is not on PATH and REDIS_URL is not set: the tests need a real Redis");
     const admin = new Redis(url, { lazyConnect: false });
@@ -116,16 +146,17 @@ export async function startRedis(extraArgs: readonly string[] = []): Promise<Red
 
   let port = 0;
   let child: ChildProcess | undefined;
+  const args = (port: number) => [...securityArgs(options, port), ...extraArgs];
   for (let attempt = 0; child === undefined; attempt++) {
     port = await freePort();
     try {
-      child = await spawnRedis(port, extraArgs);
+      child = await spawnRedis(port, args(port));
     } catch (error) {
       if (attempt >= 4) throw error; // the port was taken between freePort() and redis-server's bind
     }
   }
-  const url = `redis://127.0.0.1:${port}`;
-  const admin = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => 100 });
+  const url = `${options.tls ? "rediss" : "redis"}://127.0.0.1:${port}`;
+  const admin = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => 100, ...adminClientOptions(options) });
   let current: ChildProcess = child;
   return {
     port,
@@ -134,7 +165,7 @@ export async function startRedis(extraArgs: readonly string[] = []): Promise<Red
     kill: () => exited(current, "SIGKILL"),
     restart: async () => {
       await exited(current, "SIGKILL");
-      current = await spawnRedis(port, extraArgs);
+      current = await spawnRedis(port, args(port));
     },
     freeze: async () => void current.kill("SIGSTOP"),
     thaw: async () => void current.kill("SIGCONT"),

@@ -21,9 +21,9 @@ function nestedObjects(levels: number): string {
   return `${'{"a":'.repeat(levels - 1)}{"leaf":true}${"}".repeat(levels - 1)}`;
 }
 
-/** JSON text of an object whose one key holds `levels - 1` nested arrays. */
+/** JSON text of an object whose one key holds `levels - 1` nested arrays (one level: a plain value). */
 function nestedArrays(levels: number): string {
-  return `{"list":${"[".repeat(levels - 1)}${"]".repeat(levels - 1)}}`;
+  return `{"list":${levels === 1 ? "true" : `${"[".repeat(levels - 1)}${"]".repeat(levels - 1)}`}}`;
 }
 
 describe.each([

@@ -11,9 +11,10 @@ import type { SessionStore } from "../../src/sessions/session-store";
 import { DEFAULT_TENANT_SETTINGS, type TenantSettingsValues } from "../../src/tenants/tenant-settings";
 import { sessionKey } from "../../src/store/keys";
 import { MemorySessionStore } from "../../src/store/memory/memory-session-store";
-import { createRedisClient, whenReady, type RedisClient } from "../../src/store/redis/redis-client";
+import { createRedisClient, whenReady, type RedisClient, type RedisSecurity } from "../../src/store/redis/redis-client";
 import { RedisCleanupSchedule } from "../../src/store/redis/redis-cleanup-schedule";
 import { RedisSessionStore } from "../../src/store/redis/redis-session-store";
+import { aclDenials, startManagedRedis } from "../helpers/managed-redis";
 import { pollUntil } from "../helpers/poll";
 import { startRedisCluster, type RedisClusterProcess } from "../helpers/redis-cluster";
 import { startRedis, timeReplyMs, waitForRedisClock, type RedisProcess } from "../helpers/redis-server";
@@ -73,8 +74,8 @@ export const LIMITS: Readonly<WriteLimits & TenantSettingsValues> = Object.freez
 
 const silent = pino({ level: "silent" });
 
-async function connectedClient(url: string): Promise<Redis> {
-  const client = createRedisClient({ url, logger: silent });
+async function connectedClient(url: string, security?: RedisSecurity): Promise<Redis> {
+  const client = createRedisClient({ url, security, logger: silent });
   if (!(await whenReady(client, 5000))) throw new Error(`Redis at ${url} did not become ready`);
   return client as Redis;
 }
@@ -122,7 +123,36 @@ async function waitForKeyExpiry(admin: Redis | Cluster, key: string, record: Ses
 
 export async function startRedisStore(): Promise<RedisStoreUnderTest> {
   const redis = await startRedis();
-  const client = await connectedClient(redis.url);
+  return startRedisStoreOn(redis, undefined, () => redis.stop());
+}
+
+/**
+ * The Redis store over TLS, as an ACL user with exactly the README's least-privilege rule (`~tenant:* ~scs:*`, the
+ * commands one by one): a command or key the store starts using fails the contract suite until the rule names it.
+ * `close()` fails when Redis refused the user anything meanwhile (`ACL LOG`), even a refusal the client swallowed.
+ * The test's own checks (TTLs, the clock) go through the admin client.
+ */
+export async function startLeastPrivilegeStore(): Promise<RedisStoreUnderTest> {
+  const managed = await startManagedRedis();
+  const security = { username: "scs", password: managed.password, tls: { ca: managed.certificates.ca } };
+  const sut = await startRedisStoreOn(managed.redis, security, () => managed.stop());
+  return {
+    ...sut,
+    async close() {
+      const denied = await aclDenials(managed.redis.admin);
+      await sut.close();
+      if (denied.length > 0) throw new Error(`Redis refused the least-privilege user: ${denied.join("; ")}`);
+    },
+  };
+}
+
+/** The store on `redis`, connected with `security`; `close()` closes the stores and then calls `stop`. */
+async function startRedisStoreOn(
+  redis: RedisProcess,
+  security: RedisSecurity | undefined,
+  stop: () => Promise<void>,
+): Promise<RedisStoreUnderTest> {
+  const client = await connectedClient(redis.url, security);
   const store = redisStore(client);
   const replicas: RedisSessionStore[] = [];
   const keyOf = (tenantId: string, ref: SessionRef) => sessionKey(tenantId, ref.userId, ref.sessionId);
@@ -131,7 +161,7 @@ export async function startRedisStore(): Promise<RedisStoreUnderTest> {
     redis,
     withDefaults: (changed) => redisStore(client, changed),
     async replica(changed) {
-      const replica = redisStore(await connectedClient(redis.url), changed);
+      const replica = redisStore(await connectedClient(redis.url, security), changed);
       replicas.push(replica);
       return replica;
     },
@@ -140,7 +170,7 @@ export async function startRedisStore(): Promise<RedisStoreUnderTest> {
     waitForExpiry: (tenantId, ref, record) => waitForKeyExpiry(redis.admin, keyOf(tenantId, ref), record),
     async close() {
       await Promise.all([store, ...replicas].map((s) => s.close()));
-      await redis.stop();
+      await stop();
     },
   };
 }
@@ -222,6 +252,7 @@ export async function startMemoryStore(): Promise<StoreUnderTest> {
 /** The stores every contract test runs against, for `describe.each`. */
 export const STORES: ReadonlyArray<[name: string, start: () => Promise<StoreUnderTest>]> = [
   ["RedisSessionStore", startRedisStore],
+  ["RedisSessionStore over TLS as the least-privilege ACL user", startLeastPrivilegeStore],
   ["RedisSessionStore on a Redis Cluster", startClusterStore],
   ["MemorySessionStore", startMemoryStore],
 ];

@@ -1,4 +1,5 @@
 import { activityIndexKey, expiryIndexKey, userExpiryKey, userIndexKey } from "../../src/store/keys";
+import { aclDenials, startManagedRedis } from "../helpers/managed-redis";
 import { pollUntil } from "../helpers/poll";
 import { startRedis, waitForRedisClock, type RedisProcess } from "../helpers/redis-server";
 import {
@@ -10,31 +11,38 @@ import {
 } from "../helpers/test-server";
 
 /**
- * The contract's "Sessions over time" through the API, on Redis and on the embedded store: tenant settings,
- * listing, erasure, orphan purge and versions.
+ * The contract's "Sessions over time" through the API, on Redis, on Redis over TLS as the README's least-privilege
+ * ACL user, and on the embedded store: tenant settings, listing, erasure, orphan purge and versions.
  */
 const SESSION_FIELDS = "sessionId userId version ttlSeconds interruptedQueries recentInteractions lastUpdated";
 
-type Backend = { name: string; redis?: RedisProcess; server: TestServer };
+type Backend = { name: string; redis?: RedisProcess; server: TestServer; stop?: () => Promise<void> };
 
-const backends: [string, boolean][] = [
-  ["redis", true],
-  ["memory", false],
+const backends: [string, "redis" | "least-privilege" | "memory"][] = [
+  ["redis", "redis"],
+  ["Redis over TLS as the least-privilege ACL user", "least-privilege"],
+  ["memory", "memory"],
 ];
 
-describe.each(backends)("sessions over time (%s store)", (_name, useRedis) => {
+describe.each(backends)("sessions over time (%s store)", (_name, kind) => {
   const backend = {} as Backend;
 
   beforeAll(async () => {
-    backend.redis = useRedis ? await startRedis() : undefined;
-    backend.server = await startTestServer({
-      redisUrl: backend.redis?.url,
-      env: { CLEANUP_MIN_INTERVAL_SECONDS: "1" },
-    });
+    const env = { CLEANUP_MIN_INTERVAL_SECONDS: "1" };
+    if (kind === "least-privilege") {
+      const managed = await startManagedRedis();
+      backend.redis = managed.redis;
+      backend.stop = managed.stop;
+      backend.server = await startTestServer({ env: { ...env, ...managed.env } });
+      return;
+    }
+    backend.redis = kind === "redis" ? await startRedis() : undefined;
+    backend.stop = backend.redis?.stop;
+    backend.server = await startTestServer({ redisUrl: backend.redis?.url, env });
   });
   afterAll(async () => {
     await backend.server.close();
-    await backend.redis?.stop();
+    await backend.stop?.();
   });
 
   const gql = <T = Record<string, unknown>>(
@@ -368,6 +376,15 @@ describe.each(backends)("sessions over time (%s store)", (_name, useRedis) => {
       expect(read.body.data).toEqual({ sessionContext: { version: 2, conversationState: { a: 1 } } });
     });
   });
+
+  if (kind === "least-privilege") {
+    // Last, after every test above ran as the ACL user.
+    describe("least privilege", () => {
+      it("needed nothing the README's ACL rule does not grant (Redis's ACL LOG is empty)", async () => {
+        expect(await aclDenials(backend.redis!.admin)).toEqual([]);
+      });
+    });
+  }
 
   /** Lets `ms` pass on the store's clock: Redis's TIME for Redis (the clock writes are stamped with), else ours. */
   async function waitForStoreClock(ms: number): Promise<void> {

@@ -1,4 +1,8 @@
-import { ConfigError, loadConfig } from "../../src/config";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CONFIG_VARIABLES, ConfigError, loadConfig } from "../../src/config";
+import { makeTestCertificates, type TestCertificates } from "../helpers/tls";
 
 /** The problem lines loadConfig refuses `env` with (fails the test when it accepts it). */
 function problemsOf(env: NodeJS.ProcessEnv): readonly string[] {
@@ -26,6 +30,7 @@ describe("Defaults come from the configuration table", () => {
       redisUrl: undefined,
       redisCluster: undefined,
       redisSentinel: undefined,
+      redisSecurity: {},
       auth: {
         mode: "gateway",
         jwtSecret: undefined,
@@ -292,5 +297,158 @@ describe("configuration errors never echo credentials", () => {
     }
     expect(message).toContain(`${name}:`);
     expect(message).not.toContain("hunter2");
+  });
+});
+
+describe("Managed Redis: TLS and credentials in every mode", () => {
+  let certificates: TestCertificates;
+  let dir: string;
+  beforeAll(() => {
+    certificates = makeTestCertificates();
+    dir = mkdtempSync(join(tmpdir(), "scs-config-"));
+  });
+  afterAll(() => {
+    certificates.remove();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const file = (name: string, text: string) => {
+    writeFileSync(join(dir, name), text);
+    return join(dir, name);
+  };
+  const cluster = { REDIS_CLUSTER_NODES: "a:7000" };
+  const sentinels = { REDIS_SENTINELS: "s:26379", REDIS_SENTINEL_NAME: "scs" };
+
+  it("takes TLS and the user from a rediss:// URL, and trusts REDIS_TLS_CA_FILE's CA for it", () => {
+    const config = loadConfig({
+      REDIS_URL: "rediss://scs:pw@redis.example:6380",
+      REDIS_TLS_CA_FILE: certificates.caFile,
+    });
+
+    expect(config.redisSecurity).toEqual({ tls: { ca: certificates.ca.trim() } });
+    expect(Object.isFrozen(config.redisSecurity)).toBe(true);
+    expect(loadConfig({ REDIS_URL: "rediss://redis.example" }).redisSecurity).toEqual({ tls: {} });
+    expect(loadConfig({ REDIS_URL: "redis://redis.example" }).redisSecurity).toEqual({});
+  });
+
+  it("applies REDIS_USERNAME and REDIS_PASSWORD to a URL without credentials, and REDIS_TLS when it agrees", () => {
+    const config = loadConfig({
+      REDIS_URL: "rediss://redis.example",
+      REDIS_USERNAME: "scs",
+      REDIS_PASSWORD: "pw",
+      REDIS_TLS: "true",
+    });
+
+    expect(config.redisSecurity).toEqual({ username: "scs", password: "pw", tls: {} });
+  });
+
+  it("reads TLS, the CA and the credentials for a Cluster", () => {
+    const config = loadConfig({
+      ...cluster,
+      REDIS_USERNAME: "scs",
+      REDIS_PASSWORD: "pw",
+      REDIS_TLS: "true",
+      REDIS_TLS_CA_FILE: certificates.caFile,
+    });
+
+    expect(config.redisSecurity).toEqual({ username: "scs", password: "pw", tls: { ca: certificates.ca.trim() } });
+  });
+
+  it("reads the Sentinels' own credentials beside the data nodes'", () => {
+    const config = loadConfig({
+      ...sentinels,
+      REDIS_PASSWORD: "pw",
+      REDIS_TLS: "true",
+      REDIS_SENTINEL_USERNAME: "scs-sentinel",
+      REDIS_SENTINEL_PASSWORD: "spw",
+    });
+
+    expect(config.redisSecurity).toEqual({
+      password: "pw",
+      tls: {},
+      sentinelUsername: "scs-sentinel",
+      sentinelPassword: "spw",
+    });
+  });
+
+  it("keeps every certificate of a CA bundle and nothing else from the file", () => {
+    const other = readFileSync(certificates.otherCaFile, "utf8");
+    const bundle = file("bundle.pem", `# comment\n${certificates.ca}\n${other}`);
+
+    const config = loadConfig({ ...cluster, REDIS_TLS: "true", REDIS_TLS_CA_FILE: bundle });
+
+    expect(config.redisSecurity.tls?.ca).toBe(`${certificates.ca.trim()}\n${other.trim()}`);
+  });
+
+  it.each([
+    ["REDIS_TLS", { ...cluster, REDIS_TLS: "yes" }, /must be "true" or "false"/],
+    [
+      "REDIS_TLS_CA_FILE",
+      { ...cluster, REDIS_TLS: "true", REDIS_TLS_CA_FILE: "/nonexistent/ca.pem" },
+      /cannot be read \(ENOENT\)/,
+    ],
+    ["REDIS_TLS_CA_FILE", { ...cluster, REDIS_TLS: "true", REDIS_TLS_CA_FILE: "/" }, /cannot be read \(EISDIR\)/],
+    [
+      "REDIS_TLS_CA_FILE",
+      { ...cluster, REDIS_TLS: "true", REDIS_TLS_CA_FILE: "not-pem.txt" },
+      /must hold PEM certificates/,
+    ],
+    [
+      "REDIS_TLS_CA_FILE",
+      { ...cluster, REDIS_TLS: "true", REDIS_TLS_CA_FILE: "broken.pem" },
+      /must hold PEM certificates/,
+    ],
+    ["REDIS_TLS_CA_FILE", { ...cluster, REDIS_TLS_CA_FILE: "ca" }, /TLS is off/],
+    ["REDIS_TLS_CA_FILE", { REDIS_URL: "redis://r:6379", REDIS_TLS_CA_FILE: "ca" }, /TLS is off/],
+    ["REDIS_TLS", { REDIS_URL: "rediss://r:6379", REDIS_TLS: "false" }, /contradicts REDIS_URL/],
+    ["REDIS_TLS", { REDIS_URL: "redis://r:6379", REDIS_TLS: "true" }, /contradicts REDIS_URL/],
+    ["REDIS_PASSWORD", { REDIS_URL: "redis://:pw@r:6379", REDIS_PASSWORD: "pw2" }, /credentials already/],
+    ["REDIS_USERNAME", { REDIS_URL: "redis://u:pw@r:6379", REDIS_USERNAME: "v" }, /credentials already/],
+    ["REDIS_URL", { REDIS_URL: "redis://u@r:6379" }, /user name but no password/],
+    ["REDIS_USERNAME", { ...cluster, REDIS_USERNAME: "scs" }, /needs REDIS_PASSWORD/],
+    ["REDIS_SENTINEL_USERNAME", { ...sentinels, REDIS_SENTINEL_USERNAME: "s" }, /needs REDIS_SENTINEL_PASSWORD/],
+    ["REDIS_SENTINEL_PASSWORD", { ...cluster, REDIS_SENTINEL_PASSWORD: "spw" }, /only for Sentinels/],
+    ["REDIS_PASSWORD", { REDIS_PASSWORD: "pw" }, /no Redis is configured/],
+    ["REDIS_TLS", { REDIS_TLS: "true" }, /no Redis is configured/],
+  ])("refuses a bad %s with one line naming it: %j", (name, env, message) => {
+    file("not-pem.txt", "just text\n");
+    file("broken.pem", "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n");
+    file("ca", certificates.ca);
+    const resolved = Object.fromEntries(
+      Object.entries(env).map(([key, value]) =>
+        key === "REDIS_TLS_CA_FILE" && !value.startsWith("/") ? [key, join(dir, value)] : [key, value],
+      ),
+    );
+
+    const problems = problemsOf(resolved);
+
+    expect(problems).toEqual([expect.stringMatching(new RegExp(`^${name}: `))]);
+    expect(problems[0]).toMatch(message);
+  });
+
+  it("never echoes a password, whatever else is wrong", () => {
+    const problems = problemsOf({
+      REDIS_URL: "rediss://scs:hunter2@r:6379",
+      REDIS_PASSWORD: "hunter2-too",
+      REDIS_TLS: "false",
+      REDIS_SENTINEL_PASSWORD: "hunter2-sentinel",
+      REDIS_SENTINEL_USERNAME: "hunter2-user",
+    });
+
+    expect(problems.length).toBeGreaterThanOrEqual(3);
+    expect(problems.join("\n")).not.toContain("hunter2");
+  });
+});
+
+describe("The README's configuration table", () => {
+  it("names every variable the configuration reads", () => {
+    const readme = readFileSync(join(__dirname, "..", "..", "README.md"), "utf8");
+    const section = readme.slice(
+      readme.indexOf("## Configuration"),
+      readme.indexOf("\n## ", readme.indexOf("## Configuration") + 1),
+    );
+    const tableRows = section.split("\n").filter((line) => line.startsWith("| `"));
+    const named = new Set(tableRows.flatMap((row) => [...row.split("|")[1].matchAll(/`([A-Z_]+)`/g)].map((m) => m[1])));
+
+    expect(CONFIG_VARIABLES.filter((name) => !named.has(name))).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import type { Logger } from "pino";
+import { connectionProblem, type Attempt } from "./redis-connection-problem";
 
 /**
  * The client every Redis store takes in its constructor: one Redis (plain or Sentinel-managed) or a Redis Cluster.
@@ -20,8 +21,25 @@ export type RedisTarget =
   | { readonly clusterNodes: readonly RedisAddress[] }
   | { readonly sentinels: readonly RedisAddress[]; readonly sentinelName: string };
 
+/**
+ * TLS and credentials (Config.redisSecurity), the same shape for the three kinds of target. With a URL, `rediss://`
+ * and the URL's user and password count as well (the configuration never lets the two disagree).
+ */
+export interface RedisSecurity {
+  /** ACL user of the data nodes; unset: the `default` user. */
+  readonly username?: string;
+  readonly password?: string;
+  /** TLS to the data nodes and to the Sentinels; `ca`: PEM certificates trusted instead of Node's bundled CAs. */
+  readonly tls?: { readonly ca?: string };
+  /** Credentials for the Sentinels themselves (they have users of their own). */
+  readonly sentinelUsername?: string;
+  readonly sentinelPassword?: string;
+}
+
 /** Options of the Redis client factory. */
 export type RedisClientOptions = RedisTarget & {
+  /** TLS and credentials; default: none (plain TCP, no AUTH). */
+  security?: RedisSecurity;
   /** Longest wait for one command before it fails with SERVICE_UNAVAILABLE. Default 1000 ms. */
   commandTimeoutMs?: number;
   /** Longest wait for a connection attempt. Default 1000 ms. */
@@ -50,6 +68,11 @@ const reconnectDelay = (attempt: number) => Math.min(50 * 2 ** Math.min(attempt,
  * Sentinel: the client asks the Sentinels for the current master on every (re)connect and listens for
  * `+switch-master` (failoverDetector), so it moves to a promoted replica by itself.
  *
+ * TLS and credentials (`security`) apply to every connection the client opens: each data node, the Cluster's nodes
+ * as it discovers them, and the Sentinels (TLS alike, credentials their own). A refused password or an untrusted
+ * certificate is one more reason to reconnect: the client keeps trying with the same backoff, so fixing the ACL user
+ * or the certificate on the Redis side is enough; the log says what is wrong once (logEvents).
+ *
  * No auto-pipelining on this client: it carries the writes (scripts), and ioredis keeps one auto-pipeline in flight
  * per connection, so a batch of merges would wait for the previous batch's whole answer. Reads get a connection of
  * their own that does auto-pipeline (createReadConnection).
@@ -57,11 +80,20 @@ const reconnectDelay = (attempt: number) => Math.min(50 * 2 ** Math.min(attempt,
 export function createRedisClient(options: RedisClientOptions): RedisClient {
   const commandTimeout = options.commandTimeoutMs ?? 1000;
   const connectTimeout = options.connectTimeoutMs ?? 1000;
+  const { username, password, tls, sentinelUsername, sentinelPassword } = options.security ?? {};
+  // Node's tls.connect options; no `ca`: Node's bundled CAs.
+  const tlsOptions = tls && { ca: tls.ca };
   const failFast = {
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
     commandTimeout,
     connectTimeout,
+    username,
+    password,
+    tls: tlsOptions,
+    // CLIENT SETINFO only labels the connection in CLIENT LIST. The least-privilege ACL user may not run it (and
+    // Redis 7.0 does not know it): each refusal would be one more entry in ACL LOG, on every connect.
+    disableClientInfo: true,
   } satisfies RedisOptions;
 
   let client: RedisClient;
@@ -80,6 +112,11 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
         retryDelayOnFailover: 100,
         slotsRefreshTimeout: connectTimeout,
         redisOptions: failFast,
+        // With TLS, a seed given by host name keeps that name (the name its certificate is for) instead of being
+        // resolved to an address first (the ioredis README's note on ElastiCache with TLS).
+        ...(tlsOptions
+          ? { dnsLookup: (address: string, done: (error: null, address: string) => void) => done(null, address) }
+          : {}),
         lazyConnect: false,
       },
     );
@@ -93,6 +130,11 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
       retryStrategy: reconnectDelay,
       sentinelRetryStrategy: reconnectDelay,
       sentinelCommandTimeout: commandTimeout,
+      sentinelUsername,
+      sentinelPassword,
+      // REDIS_TLS means TLS to the Sentinels and to the master they name (ioredis: sentinelTLS and tls).
+      enableTLSForSentinelMode: tlsOptions !== undefined,
+      sentinelTLS: tlsOptions,
       failoverDetector: true,
       // A demoted master answers writes with READONLY (mapped to SERVICE_UNAVAILABLE, nothing written): reconnect
       // so the next command goes to the master the Sentinels name now. 1 = reconnect without resending.
@@ -128,7 +170,7 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
 export function createReadConnection(client: RedisClient, logger: Logger): RedisClient {
   if (client instanceof Cluster) return client;
   const reads = client.duplicate({ enableAutoPipelining: true });
-  logEvents(reads, logger.child({ connection: "reads" }));
+  logEvents(reads, logger.child({ connection: "reads" }), problemLogs.get(client));
   return reads;
 }
 
@@ -161,22 +203,60 @@ export function bounded<T>(redis: RedisClient, call: Promise<T>): Promise<T> {
   });
 }
 
-function logEvents(client: RedisClient, logger: Logger): void {
-  let warnedSinceReady = false;
+/**
+ * Logs each cause of failing connections once: the first failed attempt, then each change of cause (a wrong
+ * password fixed but the certificate still untrusted, say), and again after the connections were ready in between.
+ * ioredis reports every failed attempt (every second here); one line per cause is what an operator can act on. The
+ * connections of one client (its read connection too) share one log, so a cause is one line, not one per connection.
+ */
+class ProblemLog {
+  private last: string | undefined;
+  private lastNode: string | undefined;
+
+  constructor(private readonly logger: Logger) {}
+
+  /** `node`: the Cluster node (`host:port`) the error came from, if it was one. */
+  report(error: Error, attempt: Attempt, node?: string): void {
+    const problem = connectionProblem(error, attempt);
+    if (problem === undefined) return;
+    const key = `${problem.kind}:${problem.code}`;
+    if (key === this.last) return;
+    this.last = key;
+    this.lastNode = node;
+    this.logger[problem.level](
+      { event: "redis.error", problem: problem.kind, code: problem.code, err: problem.detail, node },
+      problem.message,
+    );
+  }
+
+  /** A connection is ready: the next failure is news, unless this is another Cluster node than the failing one. */
+  ready(node?: string): void {
+    if (node === undefined || node === this.lastNode) this.last = undefined;
+  }
+}
+
+const problemLogs = new WeakMap<RedisClient, ProblemLog>();
+
+function logEvents(client: RedisClient, logger: Logger, problems = new ProblemLog(logger)): void {
+  problemLogs.set(client, problems);
+  const tls = Boolean(client instanceof Cluster ? client.options.redisOptions?.tls : client.options.tls);
   client.on("ready", () => {
-    warnedSinceReady = false;
+    problems.ready();
     logger.info({ event: "redis.ready" }, "redis connection ready");
   });
-  client.on("error", (error: Error) => {
-    // ioredis emits an error per failed attempt; one warning per outage is enough.
-    if (!warnedSinceReady) logger.warn({ event: "redis.error", err: error.message }, "redis connection error");
-    warnedSinceReady = true;
-  });
+  client.on("error", (error: Error) => problems.report(error, { tls, handshaking: client.status !== "ready" }));
   client.on("end", () => logger.info({ event: "redis.end" }, "redis connection closed"));
   if (client instanceof Cluster) {
-    client.on("+node", (node: Redis) =>
-      logger.debug({ event: "redis.node.added", node: `${node.options.host}:${node.options.port}` }, "cluster node"),
-    );
+    // A node the Cluster client cannot use (its user missing on that node, say) leaves the Cluster ready: its own
+    // failed attempts and recovery are what tell.
+    client.on("node error", (error: Error, node: string) => {
+      const status = client.nodes().find((n) => `${n.options.host}:${n.options.port}` === node)?.status;
+      problems.report(error, { tls, handshaking: status !== "ready" }, node);
+    });
+    client.on("+node", (node: Redis) => {
+      node.on("ready", () => problems.ready(`${node.options.host}:${node.options.port}`));
+      logger.debug({ event: "redis.node.added", node: `${node.options.host}:${node.options.port}` }, "cluster node");
+    });
     client.on("-node", (node: Redis) =>
       logger.info({ event: "redis.node.removed", node: `${node.options.host}:${node.options.port}` }, "cluster node"),
     );

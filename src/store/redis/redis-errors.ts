@@ -1,8 +1,11 @@
 import { ReplyError } from "ioredis";
 import { ServiceUnavailableError } from "../../errors/errors";
 
-// Replies that mean "Redis cannot serve this now", as opposed to a bug in what we sent.
-const UNAVAILABLE_REPLY = /^(OOM|LOADING|READONLY|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS)\b/;
+// Replies that mean "Redis cannot serve this now", as opposed to a bug in what we sent. Refused credentials belong
+// here too: the client authenticates before it is ready and commands wait for ready, so they show up as a refused
+// connection, but should a reply ever carry WRONGPASS or NOAUTH it is the same outage (and its message is never
+// passed on: it names only the reason).
+const UNAVAILABLE_REPLY = /^(OOM|LOADING|READONLY|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|WRONGPASS|NOAUTH)\b/;
 
 // The client refused before sending, or a Cluster gave up following redirections (MOVED, ASK, TRYAGAIN,
 // CLUSTERDOWN, a node not connected): each of those replies means the command did not run.
