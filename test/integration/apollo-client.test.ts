@@ -50,6 +50,28 @@ const USER_SESSIONS = gql`
   }
 `;
 
+const HISTORY = gql`
+  query History($sessionId: ID!) {
+    sessionContextHistory(sessionId: $sessionId) {
+      edges {
+        node {
+          __typename
+          id
+          version
+          context {
+            conversationState
+          }
+        }
+      }
+    }
+  }
+`;
+interface HistoryData {
+  sessionContextHistory: {
+    edges: { node: { __typename: string; id: string; version: number; context: { conversationState: unknown } } }[];
+  };
+}
+
 interface SessionData {
   sessionContext: { userId: string; sessionId: string; version: number; conversationState: unknown } | null;
 }
@@ -137,6 +159,25 @@ describe("Apollo Client with the README's cache setup", () => {
 
     expect(list?.userSessions.edges.map((edge) => edge.node.sessionId)).toEqual(["p5", "p4", "p3", "p2", "p1"]);
     expect(list?.userSessions.pageInfo.hasNextPage).toBe(false);
+  });
+
+  it("keeps old states out of the current session: history's snapshots never overwrite the cached SessionContext", async () => {
+    const { client } = clientFor();
+    await client.mutate({ mutation: MERGE, variables: { input: { sessionId: "h1", conversationState: { step: 1 } } } });
+    await client.mutate({ mutation: MERGE, variables: { input: { sessionId: "h1", conversationState: { step: 2 } } } });
+    await client.query<SessionData>({ query: SESSION, variables: { sessionId: "h1" } });
+
+    const history = await client.query<HistoryData>({ query: HISTORY, variables: { sessionId: "h1" } });
+    const current = client.readQuery<SessionData>({ query: SESSION, variables: { sessionId: "h1" } });
+
+    const versions = history.data!.sessionContextHistory.edges.map((edge) => edge.node);
+    expect(versions.map((v) => [v.version, v.context.conversationState])).toEqual([
+      [2, { step: 2 }],
+      [1, { step: 1 }],
+    ]);
+    expect(current?.sessionContext).toMatchObject({ version: 2, conversationState: { step: 2 } });
+    // Each version is an entity of its own, by its id.
+    expect(client.cache.identify(versions[1])).toBe(`SessionContextVersion:${versions[1].id}`);
   });
 
   it("reports the service's error codes as CombinedGraphQLErrors", async () => {
