@@ -49,6 +49,8 @@ export interface Measured {
    * is the steadier number on a shared machine; `cpuRatio` is the baseline's per-request CPU over this one.
    */
   serverCpuMicrosPerRequest: number;
+  /** Redis CPU time per request (µs), from INFO cpu: what one request costs Redis, which runs one script at a time. */
+  redisCpuMicrosPerRequest: number;
   cpuRatio?: number;
   ratio?: number;
   ratioToRaw?: number;
@@ -290,6 +292,7 @@ export async function measure(
       core0OthersPercent: Math.max(0, pct(cpuAfter.core0 - cpuBefore.core0 - (cpuAfter.server - cpuBefore.server))),
     },
     serverCpuMicrosPerRequest: ((cpuAfter.server - cpuBefore.server) * 1e6) / run.total,
+    redisCpuMicrosPerRequest: ((cpuAfter.redis - cpuBefore.redis) * 1e6) / run.total,
     acknowledged,
   };
 }

@@ -101,6 +101,7 @@ export function targetsMet(rows: Measured[], serverCores: number) {
         w && readOne ? fmt(w.reqPerSec / readOne.reqPerSec, 2) : "not run",
       ),
     ),
+    historyTarget(byName("merge"), byName("merge-no-history")),
     target(
       "one Redis round trip per request (reads and writes)",
       rows
@@ -119,6 +120,15 @@ export function targetsMet(rows: Measured[], serverCores: number) {
       `${rows.reduce((a, r) => a + r.errors, 0)} in all`,
     ),
   ];
+}
+
+/** History's price: a merge into a session that keeps history against the same merge into one that does not. */
+function historyTarget(withHistory: Measured | undefined, without: Measured | undefined) {
+  const name = "merge with history (depth 20) ≤ 1.25× the server CPU of one without";
+  if (!withHistory || !without) return { name, met: null, value: "not run" };
+  const ratio = withHistory.serverCpuMicrosPerRequest / without.serverCpuMicrosPerRequest;
+  const redis = withHistory.redisCpuMicrosPerRequest / without.redisCpuMicrosPerRequest;
+  return { name, met: ratio <= 1.25, value: `${fmt(ratio, 2)} (Redis CPU per call: ${fmt(redis, 2)})` };
 }
 
 /** The result JSON: the measured rows rounded for reading, with what was run on what. */
@@ -167,6 +177,7 @@ export function benchResult(run: {
       ratio: +(r.ratio ?? Number.NaN).toFixed(3),
       ratioToRaw: +(r.ratioToRaw ?? Number.NaN).toFixed(3),
       serverCpuMicrosPerRequest: Math.round(r.serverCpuMicrosPerRequest),
+      redisCpuMicrosPerRequest: Math.round(r.redisCpuMicrosPerRequest),
       cpuRatio: +(r.cpuRatio ?? Number.NaN).toFixed(3),
     })),
     targets: run.targets,
@@ -191,6 +202,7 @@ function table(rows: Measured[]): string {
     "server CPU",
     "CPU µs/req",
     "vs baseline by CPU",
+    "Redis µs/req",
   ];
   const lines = rows.map((r) => [
     r.name,
@@ -205,6 +217,7 @@ function table(rows: Measured[]): string {
     `${r.cpu.serverPercent}%`,
     fmt(r.serverCpuMicrosPerRequest),
     r.cpuRatio === undefined ? "" : fmt(r.cpuRatio, 2),
+    fmt(r.redisCpuMicrosPerRequest),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const row = (cells: string[]) =>
@@ -228,7 +241,10 @@ export function printSummary(result: BenchResult, rows: Measured[], server: Node
     process.stdout.write(`${t.met === null ? "–" : t.met ? "met   " : "MISSED"}  ${t.name}: ${t.value}\n`);
   process.stdout.write(
     `\nmemory per session: ${memory.memoryUsagePerSessionKey} B (MEMORY USAGE) for ${memory.jsonBytesPerSession} B of JSON (×${memory.keyOverheadRatio}), ` +
-      `plus ${memory.indexBytesPerSessionTotal} B of index entries = ${memory.totalPerSession} B; used_memory grew ${memory.usedMemoryDeltaPerSession} B per session\n`,
+      `plus ${memory.indexBytesPerSessionTotal} B of index entries = ${memory.totalPerSession} B; used_memory grew ${memory.usedMemoryDeltaPerSession} B per session\n` +
+      (memory.history
+        ? `history: ${memory.history.bytesPerKeptVersion} B of Redis memory per kept version for ${memory.history.changeBytes} B of change (the merge workload, ${memory.history.merges} merges)\n`
+        : ""),
   );
   if (result.hotSession)
     process.stdout.write(`merge-64-on-one: ${rows.find((r) => r.name === "merge-64-on-one")?.note}\n`);

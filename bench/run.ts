@@ -24,7 +24,10 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { startRedis } from "../test/helpers/redis-server";
 import { measure, scriptCommands, type Measured } from "./measure";
-import { memoryReport, usedMemory } from "./memory";
+import { RedisCleanupSchedule } from "../src/store/redis/redis-cleanup-schedule";
+import { RedisSessionStore } from "../src/store/redis/redis-session-store";
+import { DEFAULT_TENANT_SETTINGS } from "../src/tenants/tenant-settings";
+import { historyMemoryReport, memoryReport, usedMemory, type MemoryReport } from "./memory";
 import { BenchProcesses, startNodeArgs } from "./processes";
 import {
   benchResult,
@@ -36,7 +39,7 @@ import {
   writeResult,
   type HotSession,
 } from "./report";
-import { baselinePath, GATEWAY_SECRET, hotSession, scenarios, selectScenarios } from "./scenarios";
+import { baselinePath, GATEWAY_SECRET, hotSession, mergeFields, scenarios, selectScenarios } from "./scenarios";
 import { DataSet, seed, storedVersion } from "./seed";
 import { readSettings, ROOT, type BenchSettings } from "./settings";
 
@@ -56,7 +59,17 @@ async function main(settings: BenchSettings, processes: BenchProcesses): Promise
     `seeding ${data.total.toLocaleString("en-US")} sessions (${data.tenants} tenants × ${data.usersPerTenant} users × ${data.sessionsPerUser})…\n`,
   );
   const seedSeconds = await seed(redis.url, data);
-  const memory = await memoryReport(redis.admin, data, usedBefore);
+  const memory: MemoryReport = await memoryReport(redis.admin, data, usedBefore);
+  const sessions = new RedisSessionStore(redis.admin, {
+    defaults: DEFAULT_TENANT_SETTINGS,
+    schedule: new RedisCleanupSchedule(redis.admin),
+  });
+  memory.history = await historyMemoryReport(
+    redis.admin,
+    data,
+    async (s, fields) => void (await sessions.merge(s.tenantId, s, fields, { maxContextBytes: 262_144 })),
+    mergeFields,
+  );
   process.stdout.write(
     `seeded in ${seedSeconds.toFixed(1)} s; ${memory.memoryUsagePerSessionKey} B per session key for ${memory.jsonBytesPerSession} B of JSON\n`,
   );

@@ -49,10 +49,15 @@ export const baselinePath = (mode: "json" | "raw", s: SeededSession): string =>
 const baselineGets = (data: DataSet, mode: "json" | "raw", rand: () => number): BenchRequest[] =>
   Array.from({ length: 512 }, () => ({ method: "GET", path: baselinePath(mode, data.anySession(rand)), headers: {} }));
 
-const mergeInput = (rand: () => number, session: SeededSession, n: number) => ({
-  sessionId: session.sessionId,
+/** What every merge scenario merges: two state keys and one appended interaction. */
+export const mergeFields = (rand: () => number, n: number) => ({
   conversationState: { step: n % 12, lastIntent: "track_order" },
   recentInteractions: [interaction(rand, Date.UTC(2025, 0, 15, 10) + n * 1000)],
+});
+
+const mergeInput = (rand: () => number, session: SeededSession, n: number) => ({
+  sessionId: session.sessionId,
+  ...mergeFields(rand, n),
 });
 
 const noErrors = (body: string) => !body.includes('"errors"');
@@ -71,6 +76,8 @@ export function scenarios(data: DataSet): Scenario[] {
     requests: (rand) => baselineGets(data, "json", rand),
     verify: (body) => body.startsWith('{"data":{"sessionContext":{"id":'),
   });
+  const mergeInto = (name: string, description: string, history: boolean) =>
+    mergeScenario(data, name, description, history);
   return [
     baselineJson(
       "baseline-json",
@@ -132,18 +139,16 @@ export function scenarios(data: DataSet): Scenario[] {
         }),
       verify: (body) => body.startsWith('{"data":{"storeSessionContext":{"id":'),
     },
-    {
-      name: "merge",
-      description: "mergeSessionContext (two state keys, one appended interaction) into a random existing session",
-      target: "server",
-      sessionsPerRequest: 1,
-      requests: (rand) =>
-        Array.from({ length: 256 }, (_, n) => {
-          const s = data.anySession(rand);
-          return post(s, MERGE, { input: mergeInput(rand, s, n) });
-        }),
-      verify: (body) => body.startsWith('{"data":{"mergeSessionContext":{"id":'),
-    },
+    mergeInto(
+      "merge",
+      "mergeSessionContext (two state keys, one appended interaction) into a random existing session of a tenant keeping history (historyDepth 20)",
+      true,
+    ),
+    mergeInto(
+      "merge-no-history",
+      "the same merge into a session of a tenant with historyDepth 0: what history costs",
+      false,
+    ),
     {
       name: "merge-64-on-one",
       description: "the same merge, all 64 connections into one session (atomicity under contention)",
@@ -154,6 +159,22 @@ export function scenarios(data: DataSet): Scenario[] {
     },
     baselineJson("baseline-json-again", "baseline-json once more at the end: the ratios use the mean of both runs"),
   ];
+}
+
+/** The same merge workload into sessions of tenants that keep history, or of tenants that do not. */
+function mergeScenario(data: DataSet, name: string, description: string, history: boolean): Scenario {
+  return {
+    name,
+    description,
+    target: "server",
+    sessionsPerRequest: 1,
+    requests: (rand) =>
+      Array.from({ length: 256 }, (_, n) => {
+        const s = data.anySessionWithHistory(rand, history);
+        return post(s, MERGE, { input: mergeInput(rand, s, n) });
+      }),
+    verify: (body) => body.startsWith('{"data":{"mergeSessionContext":{"id":'),
+  };
 }
 
 /** The scenarios named in `only` (all when undefined); naming baseline-json brings its second run too. */

@@ -5,7 +5,7 @@
 import { performance } from "node:perf_hooks";
 import type { Redis } from "ioredis";
 import pino from "pino";
-import { sessionKey } from "../src/store/keys";
+import { settingsKey, sessionKey } from "../src/store/keys";
 import { createRedisClient, whenReady } from "../src/store/redis/redis-client";
 import { RedisCleanupSchedule } from "../src/store/redis/redis-cleanup-schedule";
 import { RedisSessionStore } from "../src/store/redis/redis-session-store";
@@ -51,6 +51,16 @@ export class DataSet {
     return this.session(Math.floor(rand() * this.total));
   }
 
+  /**
+   * A random session of a tenant that keeps history (even tenant numbers: historyDepth at its default) or of one
+   * that does not (odd: historyDepth 0, see `seed`), so the two merge scenarios differ in history alone.
+   */
+  anySessionWithHistory(rand: () => number, history: boolean): SeededSession {
+    const perTenant = this.usersPerTenant * this.sessionsPerUser;
+    const t = 2 * Math.floor(rand() * (this.tenants / 2)) + (history ? 0 : 1);
+    return this.session(t * perTenant + Math.floor(rand() * perTenant));
+  }
+
   /** Index of a random user's first session: that user's sessions are this index and the next sessionsPerUser - 1. */
   anyUserIndex(rand: () => number): number {
     return Math.floor(rand() * (this.total / this.sessionsPerUser)) * this.sessionsPerUser;
@@ -83,6 +93,14 @@ export async function seed(redisUrl: string, data: DataSet): Promise<number> {
       await store.store(tenant, { userId: user, sessionId: session }, realisticContext(prng(i + 1)), LIMITS);
     }
   };
+  // Odd tenants keep no history (historyDepth 0), even ones the default: what merge and merge-no-history compare.
+  for (let t = 1; t < data.tenants; t += 2) {
+    await client.hset(
+      settingsKey(data.session(t * data.usersPerTenant * data.sessionsPerUser).tenantId),
+      "historyDepth",
+      "0",
+    );
+  }
   await Promise.all(Array.from({ length: SEED_IN_FLIGHT }, worker));
   const seconds = (performance.now() - started) / 1000;
   await store.close();
