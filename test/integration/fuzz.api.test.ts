@@ -2,6 +2,7 @@ import fc from "fast-check";
 import {
   activityIndexKey,
   expiryIndexKey,
+  historyKey,
   sessionKey,
   settingsKey,
   tenantPrefix,
@@ -144,13 +145,17 @@ describe("fuzz: bad and random input over HTTP never crashes the server, is refu
     return found.sort();
   }
 
-  /** The keys accepted writes leave: each session and its user's two indexes, the tenant's indexes and settings. */
+  /**
+   * The keys accepted writes leave: each session, its change log and its user's two indexes, the tenant's indexes
+   * and settings.
+   */
   function expectedKeys(tenantId: string): string[] {
     const sessions = accepted.get(tenantId) ?? [];
     if (sessions.length === 0) return [];
     const keys = new Set([activityIndexKey(tenantId), expiryIndexKey(tenantId), settingsKey(tenantId)]);
     for (const { userId, sessionId } of sessions) {
       keys.add(sessionKey(tenantId, userId, sessionId));
+      keys.add(historyKey(tenantId, userId, sessionId));
       keys.add(userIndexKey(tenantId, userId));
       keys.add(userExpiryKey(tenantId, userId));
     }
