@@ -1,4 +1,5 @@
 import type { Actor, ContextFields, JsonObject, JsonValue } from "../sessions/session-record";
+import { VersionNotKeptError } from "./version-not-kept.error";
 
 /** What produced a version. */
 export type SessionOperationName = "STORE" | "MERGE" | "RESTORE";
@@ -84,6 +85,30 @@ export function resolveVersions(current: ContextFields, entries: readonly Histor
     if (i + 1 < entries.length) context = undo(context, entry.undo);
   }
   return versions;
+}
+
+/**
+ * One page of a session's kept versions, newest first, below `before` when given: from the session's document and
+ * its log entries (newest first), as both stores read them.
+ */
+export function historyPage(
+  document: ContextFields,
+  entries: readonly HistoryEntry[],
+  first: number,
+  before: number | undefined,
+): { versions: SessionVersion[]; hasNextPage: boolean } {
+  const versions = resolveVersions(document, entries).filter(
+    (version) => before === undefined || version.version < before,
+  );
+  return { versions: versions.slice(0, first), hasNextPage: versions.length > first };
+}
+
+/** The context fields of `version` in `versions`; VersionNotKeptError when the log does not keep it. */
+export function keptFields(versions: readonly SessionVersion[], version: number): ContextFields {
+  const kept = versions.find((candidate) => candidate.version === version);
+  if (kept === undefined) throw new VersionNotKeptError(version);
+  const { ttlSeconds: _keptTtl, ...fields } = kept.context;
+  return fields;
 }
 
 /** The context before the write that `undoOf` belongs to, from the context right after it. */

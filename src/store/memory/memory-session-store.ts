@@ -1,11 +1,11 @@
 import { ConflictError, ContextTooLargeError } from "../../errors/errors";
 import {
   decodeHistoryEntry,
-  resolveVersions,
+  historyPage,
+  keptFields,
   type HistoryEntry,
   type SessionOperationName,
 } from "../../history/history-entry";
-import { VersionNotKeptError } from "../../history/version-not-kept.error";
 import {
   SYSTEM_ACTOR,
   type ContextFields,
@@ -122,10 +122,7 @@ export class MemorySessionStore implements SessionStore {
   async history(tenantId: string, ref: SessionRef, first: number, before?: number): Promise<SessionHistoryPage> {
     const entry = this.live(sessionKey(tenantId, ref.userId, ref.sessionId));
     if (entry === undefined) return { versions: [], hasNextPage: false };
-    const versions = resolveVersions(decodeDocument(entry.document), entry.history.map(decodeHistoryEntry)).filter(
-      (version) => before === undefined || version.version < before,
-    );
-    return { versions: versions.slice(0, first), hasNextPage: versions.length > first };
+    return historyPage(decodeDocument(entry.document), entry.history.map(decodeHistoryEntry), first, before);
   }
 
   async restore(
@@ -135,9 +132,7 @@ export class MemorySessionStore implements SessionStore {
     limits: WriteLimits,
   ): Promise<SessionRecord> {
     const { versions } = await this.history(tenantId, ref, 1, restore.version + 1);
-    const kept = versions.find((version) => version.version === restore.version);
-    if (kept === undefined) throw new VersionNotKeptError(restore.version);
-    const { ttlSeconds: _keptTtl, ...fields } = kept.context;
+    const fields = keptFields(versions, restore.version);
     const write = { ...fields, actor: restore.actor, expectedVersion: restore.expectedVersion };
     return this.write(
       "RESTORE",

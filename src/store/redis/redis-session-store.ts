@@ -15,8 +15,7 @@ import type {
   SessionStore,
 } from "../../sessions/session-store";
 import type { TenantSettingsValues } from "../../tenants/tenant-settings";
-import { decodeHistoryEntry, resolveVersions } from "../../history/history-entry";
-import { VersionNotKeptError } from "../../history/version-not-kept.error";
+import { decodeHistoryEntry, historyPage, keptFields } from "../../history/history-entry";
 import {
   activityIndexKey,
   expiryIndexKey,
@@ -234,10 +233,7 @@ export class RedisSessionStore implements SessionStore {
       )
       .catch(toStoreError("read"));
     if (reply.length === 0) return { versions: [], hasNextPage: false };
-    const versions = resolveVersions(decodeDocument(reply[0]), reply.slice(1).map(decodeHistoryEntry)).filter(
-      (version) => before === undefined || version.version < before,
-    );
-    return { versions: versions.slice(0, first), hasNextPage: versions.length > first };
+    return historyPage(decodeDocument(reply[0]), reply.slice(1).map(decodeHistoryEntry), first, before);
   }
 
   async restore(
@@ -249,9 +245,7 @@ export class RedisSessionStore implements SessionStore {
     // A kept version never changes, so reading it and writing it back need not be one atomic step: a write in
     // between only means the restore lands on top of it (and `expectedVersion` refuses that when asked to).
     const { versions } = await this.history(tenantId, ref, 1, restore.version + 1);
-    const kept = versions.find((version) => version.version === restore.version);
-    if (kept === undefined) throw new VersionNotKeptError(restore.version);
-    const { ttlSeconds: _keptTtl, ...fields } = kept.context;
+    const fields = keptFields(versions, restore.version);
     return this.write(
       "restore",
       tenantId,
