@@ -40,6 +40,8 @@ export interface Config {
   readonly maxContextBytes: number;
   readonly maxTtlSeconds: number;
   readonly slowOperationMs: number;
+  /** Live subscriptions (WebSocket and SSE) one process serves at once; one more is refused, retryable. */
+  readonly maxSubscriptions: number;
   readonly introspection: boolean;
   /** `"any"`: echo every origin (development default); otherwise the exact allowed origins (may be empty). */
   readonly corsOrigins: "any" | readonly string[];
@@ -113,6 +115,7 @@ const envSchema = z.object({
   MAX_CONTEXT_BYTES: integer(1024, 64 * 1024 * 1024).default(262144),
   MAX_TTL_SECONDS: integer(1, 10 * 365 * 86400).default(2592000),
   SLOW_OPERATION_MS: integer(0, 3_600_000).default(100),
+  MAX_SUBSCRIPTIONS: integer(1, 1_000_000).default(10_000),
   INTROSPECTION: boolean.optional(),
   CORS_ORIGINS: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -328,6 +331,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxContextBytes: e.MAX_CONTEXT_BYTES,
     maxTtlSeconds: e.MAX_TTL_SECONDS,
     slowOperationMs: e.SLOW_OPERATION_MS,
+    maxSubscriptions: e.MAX_SUBSCRIPTIONS,
     introspection: e.INTROSPECTION ?? !production,
     corsOrigins:
       e.CORS_ORIGINS === undefined

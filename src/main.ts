@@ -43,6 +43,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, "shutting down");
     Promise.all([server.stop(), scheduler.stop()])
+      .then(() => backend.changes.close())
       .then(() => backend.sessions.close())
       .then(() => process.exit(0))
       .catch((error: unknown) => {

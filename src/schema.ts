@@ -2,11 +2,12 @@ import { buildSubgraphSchema } from "@apollo/subgraph";
 import { printSchemaWithDirectives } from "@graphql-tools/utils";
 import { parse, type GraphQLSchema } from "graphql";
 import { DateTimeResolver } from "graphql-scalars";
-import { buildSchema, createResolversMap, type AuthCheckerFn } from "type-graphql";
+import { buildSchema, createResolversMap, type AuthCheckerFn, type PubSub } from "type-graphql";
 import type { RequestContext } from "./context/request-context";
 import { OrphanCleanupResolver } from "./cleanup/orphan-cleanup.resolver";
 import { ForbiddenError } from "./errors/errors";
 import { SessionHistoryResolver } from "./history/session-history.resolver";
+import { LiveUpdatesResolver } from "./live/live-updates.resolver";
 import { SessionContextResolver } from "./sessions/session-context.resolver";
 import { SessionListResolver } from "./sessions/session-list.resolver";
 import type { Backend } from "./store/backend";
@@ -40,6 +41,7 @@ export async function buildSessionSchema(deps: SchemaDeps): Promise<GraphQLSchem
     [SessionHistoryResolver, new SessionHistoryResolver(deps.sessionService)],
     [TenantSettingsResolver, new TenantSettingsResolver(deps.backend.settings, deps.settingsBounds)],
     [OrphanCleanupResolver, new OrphanCleanupResolver(deps.backend.settings, deps.settingsBounds.maxTtlSeconds)],
+    [LiveUpdatesResolver, new LiveUpdatesResolver()],
   ]);
   const schema = await buildSchema({
     resolvers: [
@@ -48,7 +50,9 @@ export async function buildSessionSchema(deps: SchemaDeps): Promise<GraphQLSchem
       SessionHistoryResolver,
       TenantSettingsResolver,
       OrphanCleanupResolver,
+      LiveUpdatesResolver,
     ],
+    pubSub: NO_TOPICS,
     container: { get: (someClass) => resolvers.get(someClass) },
     scalarsMap: [{ type: Date, scalar: DateTimeResolver }],
     authChecker: roleChecker,
@@ -83,4 +87,17 @@ const roleChecker: AuthCheckerFn<RequestContext> = ({ context }, roles) => {
     if (!context.caller.hasRole(role)) throw new ForbiddenError(`this operation needs the ${role} role`);
   }
   return true;
+};
+
+/**
+ * type-graphql insists on a PubSub once a schema has subscriptions, even when each one brings its own `subscribe`
+ * (ours open streams on the store's change feed: src/live). Nothing publishes to or subscribes through topics.
+ */
+const NO_TOPICS: PubSub = {
+  publish() {
+    throw new Error("live updates have no topics: the stores announce changes (src/live)");
+  },
+  subscribe() {
+    throw new Error("live updates have no topics: every subscription field has its own subscribe");
+  },
 };

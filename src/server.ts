@@ -23,6 +23,9 @@ import { OperationRecorder } from "./execution/rules/operation-recorder";
 import { SessionReadLimit } from "./execution/rules/session-read-limit";
 import { timeRootFields } from "./execution/time-root-fields";
 import { createHttpApp } from "./http/http-app";
+import { LiveUpdates } from "./live/live-updates";
+import { createSseTransport } from "./live/transports/sse-transport";
+import { attachWebSocketTransport } from "./live/transports/websocket-transport";
 import { Metrics } from "./metrics/metrics";
 import { buildSessionSchema } from "./schema";
 import { MAX_SESSION_READS_PER_REQUEST } from "./sessions/session-loader";
@@ -43,7 +46,10 @@ export interface SessionContextServer {
   readonly apollo: ApolloServer<RequestContext>;
   /** Starts listening; resolves with the bound address (port 0 picks a free port). */
   listen(port: number, host: string): Promise<AddressInfo>;
-  /** Stops accepting, lets in-flight requests finish, stops Apollo. Does not close the store (main owns it). */
+  /**
+   * Ends live connections (WebSockets with 1001), stops accepting, lets in-flight requests finish, stops Apollo. Does
+   * not close the store or its change feed (main owns them).
+   */
   stop(): Promise<void>;
 }
 
@@ -79,6 +85,18 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
   });
   const prepared = new PreparedOperationCache();
   const lane = new PreparedOperationLane({ schema, seam, prepared, metrics });
+
+  const updates = new LiveUpdates({ feed: backend.changes, metrics, maxSubscriptions: config.maxSubscriptions });
+  const live = {
+    schema,
+    seam,
+    authenticator: deps.authenticator,
+    store,
+    metrics,
+    updates,
+  };
+  const webSockets = attachWebSocketTransport({ ...live, httpServer, path: "/graphql", logger });
+  const serverSentEvents = createSseTransport(live);
 
   const apollo = new ApolloServer<RequestContext>({
     schema,
@@ -117,6 +135,7 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
       maxBodyBytes: Math.max(1024 * 1024, config.maxContextBytes * 4),
       readinessTimeoutMs: 1500,
       lane,
+      stream: (req, res) => void serverSentEvents.handle(req, res),
     }),
   );
 
@@ -131,6 +150,11 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
           resolve(httpServer.address() as AddressInfo);
         });
       }),
-    stop: () => apollo.stop(),
+    stop: async () => {
+      // Live connections first: WebSockets close with 1001 after what is queued on them, SSE streams complete.
+      serverSentEvents.close();
+      await webSockets.close();
+      await apollo.stop();
+    },
   };
 }

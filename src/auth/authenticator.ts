@@ -24,7 +24,13 @@ interface IdentitySource {
   roles: string;
 }
 
-function callerFrom(tenantId: unknown, userId: unknown, roles: unknown, source: IdentitySource): Caller {
+function callerFrom(
+  tenantId: unknown,
+  userId: unknown,
+  roles: unknown,
+  source: IdentitySource,
+  expiresAt?: number,
+): Caller {
   const tenantProblem = idProblem(tenantId);
   if (tenantProblem) throw new UnauthenticatedError(`${source.tenant} ${tenantProblem}`);
   const userProblem = idProblem(userId);
@@ -32,7 +38,7 @@ function callerFrom(tenantId: unknown, userId: unknown, roles: unknown, source: 
   if (roles !== undefined && !(Array.isArray(roles) && roles.every((r) => typeof r === "string"))) {
     throw new UnauthenticatedError(`${source.roles} must be a list of strings`);
   }
-  return new Caller(tenantId as string, userId as string, (roles as string[] | undefined) ?? []);
+  return new Caller(tenantId as string, userId as string, (roles as string[] | undefined) ?? [], expiresAt);
 }
 
 const JWT_CLAIMS: IdentitySource = {
@@ -82,7 +88,8 @@ export class JwtAuthenticator implements Authenticator {
     } catch (error) {
       throw new UnauthenticatedError(`invalid token: ${describeJoseError(error)}`);
     }
-    return callerFrom(payload.tenant_id, payload.sub, payload.roles, JWT_CLAIMS);
+    const expiresAt = typeof payload.exp === "number" ? payload.exp * 1000 : undefined;
+    return callerFrom(payload.tenant_id, payload.sub, payload.roles, JWT_CLAIMS, expiresAt);
   }
 }
 

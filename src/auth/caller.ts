@@ -9,6 +9,8 @@ export class Caller {
     readonly tenantId: string,
     readonly userId: string,
     readonly roles: readonly string[],
+    /** When the credentials stop being valid (a JWT's `exp`, epoch ms); undefined: they do not expire. */
+    readonly expiresAt?: number,
   ) {}
 
   /** `service` may act on any user of its own tenant; `admin` is `service` and more. */

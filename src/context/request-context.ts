@@ -1,4 +1,5 @@
 import type { Caller } from "../auth/caller";
+import type { LiveConnection } from "../live/live-updates";
 import { UnauthenticatedError } from "../errors/errors";
 import { createSessionLoader, type SessionLoader } from "../sessions/session-loader";
 import type { TimedSessionStore } from "../store/timed-session-store";
@@ -16,6 +17,8 @@ export class RequestContext {
     private readonly identity: Caller | undefined,
     /** The session store, as this request sees it: every call timed into its store time. */
     readonly store: TimedSessionStore,
+    /** The WebSocket or SSE connection a subscription runs on; undefined for HTTP requests. */
+    readonly live?: LiveConnection,
   ) {}
 
   get caller(): Caller {

@@ -19,4 +19,6 @@ export enum ErrorCode {
   OPERATION_RESOLUTION_FAILURE = "OPERATION_RESOLUTION_FAILURE",
   /** An automatic persisted query's hash the server does not know: the client sends the full query. */
   PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND",
+  /** A connection asked for more live subscriptions than one connection may have open (100). */
+  SUBSCRIPTION_LIMIT = "SUBSCRIPTION_LIMIT",
 }

@@ -41,8 +41,11 @@ export class ConflictError extends GraphQLError {
  * still have been applied (a timed-out command can land later), so the client should read before retrying.
  */
 export class ServiceUnavailableError extends GraphQLError {
-  constructor(message: string, outcomeUnknown = false) {
-    super(message, { extensions: { code: ErrorCode.SERVICE_UNAVAILABLE, outcomeUnknown } });
+  /** `retryable`: nothing was tried, and the same request may well succeed at once (another replica, a moment later). */
+  constructor(message: string, outcomeUnknown = false, retryable = false) {
+    super(message, {
+      extensions: { code: ErrorCode.SERVICE_UNAVAILABLE, outcomeUnknown, ...(retryable ? { retryable } : {}) },
+    });
   }
 }
 

@@ -3,9 +3,9 @@ import type { RequestContext } from "../context/request-context";
 
 /**
  * How an operation reached execution: Apollo's HTTP pipeline, or the prepared-operation lane (documents Apollo has
- * already validated). Subscriptions will be a third.
+ * already validated), or a subscription over WebSocket or SSE (src/live/transports).
  */
-export type ExecutionPath = "apollo" | "prepared";
+export type ExecutionPath = "apollo" | "prepared" | "subscription";
 
 /** An operation about to run, as admission rules see it: parsed, validated and resolved, nothing executed yet. */
 export interface OperationToAdmit {

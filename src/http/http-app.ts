@@ -25,6 +25,8 @@ export interface HttpAppOptions {
   readinessTimeoutMs: number;
   /** Serves operations Apollo has already prepared; without it, Apollo serves every request. */
   lane?: PreparedOperationLane;
+  /** GraphQL over SSE on `/graphql/stream` (live updates); without it, that path is not found. */
+  stream?: Handler;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -157,11 +159,15 @@ export function createHttpApp(options: HttpAppOptions): Handler {
   return (req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/graphql") return graphql(req, res);
+    if (path === "/graphql/stream" && options.stream) {
+      const stream = options.stream;
+      return corsHandler(req, res, () => stream(req, res));
+    }
     if (path === "/health/live" && (req.method === "GET" || req.method === "HEAD"))
       return sendJson(res, 200, { status: "live" });
     if (path === "/health/ready" && (req.method === "GET" || req.method === "HEAD")) return ready(res);
     if (path === "/metrics" && req.method === "GET") return metricsText(res);
-    sendJson(res, 404, { error: "not found", paths: ["/graphql", "/health/live", "/health/ready", "/metrics"] });
+    sendJson(res, 404, { error: "not found", paths: ["/graphql", "/graphql/stream", "/health/live", "/health/ready", "/metrics"] });
   };
 }
 

@@ -91,6 +91,31 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Live subscriptions open now, by root field (`sessionContextChanged`, `userSessionsChanged`). */
+  readonly subscriptionsActive = new Gauge({
+    name: "graphql_subscriptions_active",
+    help: "GraphQL subscriptions open on this process, over WebSocket and SSE, by root field.",
+    labelNames: ["field"] as const,
+    registers: [this.registry],
+  });
+
+  /** Events handed to subscribers. */
+  readonly eventsDelivered = new Counter({
+    name: "session_events_delivered_total",
+    help: "Session events sent to subscribers, by root field.",
+    labelNames: ["field"] as const,
+    registers: [this.registry],
+  });
+
+  /** From the write's commit (the store's clock) to the event's send, for events that stand for one write. */
+  readonly eventDelivery = new Histogram({
+    name: "session_event_delivery_seconds",
+    help: "Seconds from a session write's commit (the store's clock) to its event being sent to a subscriber.",
+    labelNames: ["field"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }

@@ -1,6 +1,7 @@
 import type { KeyValueCache } from "@apollo/utils.keyvaluecache";
-import type { Logger } from "pino";
+import pino, { type Logger } from "pino";
 import type { CleanupSchedule } from "../cleanup/cleanup-schedule";
+import type { SessionChangeFeed } from "../live/session-change-feed";
 import type { Config } from "../config";
 import type { SessionStore } from "../sessions/session-store";
 import { DEFAULT_TENANT_SETTINGS } from "../tenants/tenant-settings";
@@ -13,6 +14,7 @@ import {
   type RedisClient,
   type RedisTarget,
 } from "./redis/redis-client";
+import { RedisChangeFeed } from "./redis/redis-change-feed";
 import { RedisCleanupSchedule } from "./redis/redis-cleanup-schedule";
 import { RedisQueryCache } from "./redis/redis-query-cache";
 import { RedisSessionStore } from "./redis/redis-session-store";
@@ -23,6 +25,11 @@ export interface Backend {
   readonly sessions: SessionStore;
   readonly settings: TenantSettingsStore;
   readonly schedule: CleanupSchedule;
+  /**
+   * Where this process hears of session writes and deletions, its own and other replicas' (live updates). Closed
+   * separately from the store: `changes.close()` before `sessions.close()`.
+   */
+  readonly changes: SessionChangeFeed;
   /** Where automatic persisted queries are kept; undefined: Apollo's in-memory cache (one process). */
   readonly queryCache?: KeyValueCache<string>;
   /**
@@ -46,7 +53,7 @@ export async function createBackend(config: Config, logger: Logger): Promise<Bac
     const reads = createReadConnection(redis, redisLogger);
     const [ready, readsReady] = await Promise.all([whenReady(redis, 5000), whenReady(reads, 5000)]);
     if (!ready || !readsReady) logger.warn("Redis is not reachable yet; starting anyway, not ready");
-    return { ...createRedisBackend(redis, reads), redis };
+    return { ...createRedisBackend(redis, reads, redisLogger), redis };
   }
   logger.warn(
     { store: "memory" },
@@ -69,13 +76,19 @@ function redisTarget(config: Config): RedisTarget | undefined {
  * (createReadConnection; by default the same client). Injected: the caller owns their configuration, and their
  * lifetime via sessions.close. The stores get the tenant defaults here, and the schedule they put tenants on.
  */
-export function createRedisBackend(redis: RedisClient, reads: RedisClient = redis): Backend {
+export function createRedisBackend(
+  redis: RedisClient,
+  reads: RedisClient = redis,
+  logger: Logger = pino({ enabled: false }),
+): Backend {
   const schedule = new RedisCleanupSchedule(redis);
   const defaults = DEFAULT_TENANT_SETTINGS;
   return {
     sessions: new RedisSessionStore(redis, { defaults, schedule, reads }),
     settings: new RedisTenantSettingsStore(redis, { defaults, schedule }),
     schedule,
+    // Its own subscriber connection, opened on the first subscription.
+    changes: new RedisChangeFeed(redis, logger),
     queryCache: new RedisQueryCache(redis),
   };
 }
@@ -83,5 +96,5 @@ export function createRedisBackend(redis: RedisClient, reads: RedisClient = redi
 /** The embedded backend: one process, in memory, same behaviour; its tenant state is the settings and the schedule. */
 export function createMemoryBackend(options: { now?: () => number } = {}): Backend {
   const sessions = new MemorySessionStore({ defaults: DEFAULT_TENANT_SETTINGS, now: options.now });
-  return { sessions, settings: sessions.tenants, schedule: sessions.tenants };
+  return { sessions, settings: sessions.tenants, schedule: sessions.tenants, changes: sessions.changes };
 }

@@ -99,3 +99,12 @@ export function cleanupLeaseKey(tenantId: string): string {
 export function persistedQueryKey(apolloKey: string): string {
   return `scs:${apolloKey}`;
 }
+
+/**
+ * The pub/sub channel where one user's session writes and deletions are announced (live updates): a shard channel
+ * named with the tenant's hash tag, so on a Cluster it lives on the tenant's slot, beside the keys whose writes it
+ * announces. `…:user:<u>:changes` is no key: nothing is ever stored under it.
+ */
+export function changeChannel(tenantId: string, userId: string): string {
+  return `${tenantPrefix(tenantId)}user:${escapeId(userId)}:changes`;
+}

@@ -94,6 +94,7 @@ export async function startTestServer(
     },
     async close() {
       await server.stop();
+      await backend.changes.close();
       await store.close();
     },
   };

@@ -24,7 +24,8 @@ import type {
   SessionStore,
 } from "../../sessions/session-store";
 import type { TenantSettingsValues } from "../../tenants/tenant-settings";
-import { indexMember, sessionKey } from "../keys";
+import { InProcessChangeFeed } from "../../live/session-change-feed";
+import { changeChannel, indexMember, sessionKey } from "../keys";
 import {
   contextBytes,
   decodeDocument,
@@ -72,6 +73,8 @@ interface Entry {
 export class MemorySessionStore implements SessionStore {
   readonly kind = "memory";
   readonly tenants: MemoryTenantState;
+  /** Every write and deletion, announced in the same step (live updates, in this process). */
+  readonly changes = new InProcessChangeFeed(changeChannel);
   private readonly entries = new Map<string, Entry>();
   private readonly now: () => number;
   private readonly defaults: Readonly<TenantSettingsValues>;
@@ -152,17 +155,19 @@ export class MemorySessionStore implements SessionStore {
 
   async deleteSession(tenantId: string, ref: SessionRef): Promise<boolean> {
     const key = sessionKey(tenantId, ref.userId, ref.sessionId);
-    const existed = this.live(key) !== undefined;
-    this.entries.delete(key);
-    return existed;
+    const entry = this.live(key);
+    if (entry === undefined) return false;
+    this.remove(key, entry);
+    return true;
   }
 
   async deleteUserSessions(tenantId: string, userId: string): Promise<number> {
     let deleted = 0;
     for (const [key, entry] of this.entries) {
       if (entry.tenantId !== tenantId || entry.ref.userId !== userId) continue;
-      if (this.live(key) !== undefined) deleted++;
-      this.entries.delete(key);
+      if (this.live(key) === undefined) continue;
+      this.remove(key, entry);
+      deleted++;
     }
     return deleted;
   }
@@ -190,7 +195,7 @@ export class MemorySessionStore implements SessionStore {
       if (entry.tenantId !== tenantId) continue;
       if (this.live(key) === undefined) continue; // expired: live() already dropped it, not counted
       if (entry.lastUpdated < cutoff) {
-        this.entries.delete(key);
+        this.remove(key, entry);
         purged++;
       }
     }
@@ -202,6 +207,13 @@ export class MemorySessionStore implements SessionStore {
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.entries.clear();
+  }
+
+  /** Deletes a live session and announces it, as delete-sessions.lua does. */
+  private remove(key: string, entry: Entry): void {
+    this.entries.delete(key);
+    const version = Number(/^\{"version":(\d+),/.exec(entry.document)?.[1] ?? 0);
+    this.changes.announce(entry.tenantId, { type: "DELETED", ref: entry.ref, version, at: this.now() });
   }
 
   /** What applies to a tenant's writes: its own settings, else this store's defaults (as the write script reads them). */
@@ -261,7 +273,18 @@ export class MemorySessionStore implements SessionStore {
     });
     // The embedded schedule applies this when called, so the write and its scheduling are still one step.
     await this.tenants.scheduleFirstRun(tenantId, now + tenant.cleanupIntervalSeconds * 1000);
-    return toRecord(tenantId, ref, decodeDocument(document));
+    const record = toRecord(tenantId, ref, decodeDocument(document));
+    this.changes.announce(tenantId, {
+      type: "UPDATED",
+      ref: { userId: ref.userId, sessionId: ref.sessionId },
+      version: record.version,
+      at: now,
+      operation,
+      change: logged.change,
+      record,
+      storedAt: record.storedAt.getTime(),
+    });
+    return record;
   }
 
   /** The entry under `key` unless it has expired (an expired one is removed, as Redis does on access). */

@@ -18,6 +18,7 @@ import type { TenantSettingsValues } from "../../tenants/tenant-settings";
 import { decodeHistoryEntry, historyPage, keptFields } from "../../history/history-entry";
 import {
   activityIndexKey,
+  changeChannel,
   expiryIndexKey,
   historyKey,
   indexMember,
@@ -185,6 +186,7 @@ export class RedisSessionStore implements SessionStore {
     members: readonly string[],
   ): Promise<[number, number]> {
     const keys = [activityIndexKey(tenantId), expiryIndexKey(tenantId)];
+    const channels: string[] = [];
     for (const member of members) {
       const ref = refFromMember(member);
       keys.push(
@@ -193,9 +195,10 @@ export class RedisSessionStore implements SessionStore {
         userExpiryKey(tenantId, ref.userId),
         historyKey(tenantId, ref.userId, ref.sessionId),
       );
+      channels.push(changeChannel(tenantId, ref.userId));
     }
     return this.redis
-      .deleteSessions(keys.length, ...keys, mode, String(cutoff), ...members)
+      .deleteSessions(keys.length, ...keys, mode, String(cutoff), ...members, ...channels)
       .catch(toStoreError("write"));
   }
 
@@ -297,6 +300,7 @@ export class RedisSessionStore implements SessionStore {
         actorMembers(write.actor ?? SYSTEM_ACTOR),
         String(this.defaults.historyDepth),
         restoreChange,
+        changeChannel(tenantId, ref.userId),
       )
       .catch(toStoreError("write"));
 

@@ -11,6 +11,9 @@
                    "any": every named session — explicit deletes
   ARGV[2]          the cut-off in ms (ignored for "any")
   ARGV[2 + i]      the index member of session i (i = 1..n)
+  ARGV[2 + n + i]  the change channel of session i's user (keys.ts changeChannel): a deleted session is announced
+                   there as `D`, its member, the version it had and the time, one per line
+                   (src/live/session-change.ts); an expired one ("expired", or a key already gone) is not
 
   Returns  {deleted, dropped}: sessions whose key this call deleted, and index entries removed for sessions
            whose key had already expired. A session written again since it was chosen no longer matches the
@@ -20,8 +23,10 @@
 local mode = ARGV[1]
 local cutoff = tonumber(ARGV[2])
 local deleted, dropped = 0, 0
+local n = (#KEYS - 2) / 4
+local now = nil
 
-for i = 1, (#KEYS - 2) / 4 do
+for i = 1, n do
   local member = ARGV[2 + i]
   local eligible = mode == 'any'
   if mode == 'idle' then
@@ -33,7 +38,20 @@ for i = 1, (#KEYS - 2) / 4 do
   end
   if eligible then
     local base = 4 * i - 1
-    if redis.call('DEL', KEYS[base]) == 1 then deleted = deleted + 1 else dropped = dropped + 1 end
+    -- The header alone (the version is its first field), not a copy of a context of up to MAX_CONTEXT_BYTES.
+    local header = redis.call('GETRANGE', KEYS[base], 0, 31)
+    if header ~= '' then
+      redis.call('DEL', KEYS[base])
+      deleted = deleted + 1
+      if not now then
+        local clock = redis.call('TIME')
+        now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+      end
+      local version = string.match(header, '^{"version":(%d+),') or '0'
+      redis.call('SPUBLISH', ARGV[2 + n + i], 'D\n' .. member .. '\n' .. version .. '\n' .. string.format('%.0f', now))
+    else
+      dropped = dropped + 1
+    end
     redis.call('DEL', KEYS[base + 3]) -- erasure means erasure: the log goes with the session
     redis.call('ZREM', KEYS[1], member)
     redis.call('ZREM', KEYS[2], member)

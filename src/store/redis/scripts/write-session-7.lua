@@ -28,6 +28,7 @@
   ARGV[16]  the writer, as the JSON members `"actor":<user id>,"roles":[…]` of the log entry
   ARGV[17]  historyDepth, when the tenant has not set it: versions kept in the log (0: no log)
   ARGV[18]  the log entry's change for a restore (`{"restoredVersion":n}`); "" otherwise
+  ARGV[19]  the user's change channel (keys.ts changeChannel): the write is announced there with SPUBLISH
 
   Returns  {"OK", document, scheduleNeeded, cleanupIntervalSeconds}
                                        the new document, also written with SET … EX ttl; scheduleNeeded is "1"
@@ -36,6 +37,11 @@
            {"CONFLICT", storedVersion} expectedVersion differed; nothing written (no log entry either)
            {"TOO_LARGE", fieldBytes}   the context would exceed the limit; nothing written
            (the caller names these replies in redis-scripts.ts: WriteSessionStatus, FirstCleanup)
+
+  The announcement (src/live/session-change.ts, the wire format) is `U`, the index member, the operation, the
+  change and the new document, one per line: JSON text has no raw line breaks and ids no control characters. It is
+  published in the same atomic step as the write, so subscribers see the writes of one session in version order.
+  Sharded pub/sub: the channel carries the tenant's hash tag, so on a Cluster it stays on this shard.
 
   Why text and not cjson: Redis's cjson keeps 14 significant digits and turns [] into {}. The document is
   canonical JSON.stringify output (no white space; layout in session-document.ts), so this script finds value
@@ -328,12 +334,13 @@ redis.call('ZADD', KEYS[6], expires_at, member)
 
 -- The log holds the newest history_depth versions, one after the other down from the current one: a session that
 -- is new (or expired, or was deleted) starts a new log, and with history off the log goes.
+local operation = mode == 'merge' and 'MERGE' or (mode == 'restore' and 'RESTORE' or 'STORE')
 if not current or history_depth == 0 then redis.call('DEL', KEYS[7]) end
 if history_depth > 0 then
-  local operation = mode == 'merge' and 'MERGE' or (mode == 'restore' and 'RESTORE' or 'STORE')
   redis.call('LPUSH', KEYS[7], string.format('{"version":%d,"at":%.0f,"operation":"%s",', version + 1, now, operation)
     .. ARGV[16] .. string.format(',"ttlSeconds":%d,"change":', ttl) .. change .. ',"undo":' .. undo .. '}')
   redis.call('LTRIM', KEYS[7], 0, history_depth - 1)
   redis.call('PEXPIREAT', KEYS[7], expires_at)
 end
+redis.call('SPUBLISH', ARGV[19], 'U\n' .. member .. '\n' .. operation .. '\n' .. change .. '\n' .. document)
 return {'OK', document, settings[5] and '0' or '1', cleanup_interval}

@@ -1,0 +1,167 @@
+import { GraphQLError } from "graphql";
+import type { RequestContext } from "../context/request-context";
+import { ErrorCode } from "../errors/error-code";
+import { ServiceUnavailableError } from "../errors/errors";
+import type { Metrics } from "../metrics/metrics";
+import { assertValidId } from "../sessions/ids";
+import { ChangeQueue } from "./change-queue";
+import { closing } from "./closing-iterator";
+import type { SessionChangeFeed } from "./session-change-feed";
+import { openSessionChangeStream, type StreamItem } from "./session-change-stream";
+
+/** Subscriptions one connection may have open at once (the contract's bound). */
+export const MAX_SUBSCRIPTIONS_PER_CONNECTION = 100;
+
+/** One WebSocket or SSE connection, as its subscriptions see it. */
+export interface LiveConnection {
+  /** The server's live updates, which open this connection's subscriptions. */
+  readonly updates: LiveUpdates;
+  /** Subscriptions open on it now. */
+  open: number;
+  /** Ends the connection because its client does not read what it is sent. */
+  closeSlowConsumer(): void;
+}
+
+/** One event of `userSessionsChanged`, before GraphQL resolves its fields. */
+export interface UserSessionEventValue {
+  readonly type: "UPDATED" | "DELETED";
+  readonly sessionId: string;
+  readonly version: number;
+  readonly lastUpdated: Date;
+}
+
+export type LiveField = "sessionContextChanged" | "userSessionsChanged";
+
+export interface LiveUpdatesOptions {
+  feed: SessionChangeFeed;
+  metrics: Metrics;
+  /** Subscriptions this process serves at once (MAX_SUBSCRIPTIONS). */
+  maxSubscriptions: number;
+  /** Live changes held for one subscription whose client has not taken them; more is a slow consumer. */
+  maxQueued?: number;
+}
+
+/** Thrown when a connection already has MAX_SUBSCRIPTIONS_PER_CONNECTION subscriptions open. */
+export class SubscriptionLimitError extends GraphQLError {
+  constructor() {
+    super(`at most ${MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions per connection; open another connection`, {
+      extensions: { code: ErrorCode.SUBSCRIPTION_LIMIT },
+    });
+  }
+}
+
+/**
+ * The process's live updates: opens the event streams of the two subscription fields with the caller's rights
+ * and within the bounds (per connection and per process), and counts them for the metrics. The transports
+ * (graphql-ws, graphql-sse) put a LiveConnection in each operation's context; the resolvers call these.
+ */
+export class LiveUpdates {
+  private open = 0;
+  private readonly maxQueued: number;
+
+  constructor(private readonly options: LiveUpdatesOptions) {
+    this.maxQueued = options.maxQueued ?? 256;
+  }
+
+  /** Subscriptions open on this process now. */
+  get openSubscriptions(): number {
+    return this.open;
+  }
+
+  async sessionContextChanged(
+    ctx: RequestContext,
+    args: { sessionId: unknown; userId?: unknown; afterVersion?: unknown },
+  ): Promise<AsyncIterableIterator<StreamItem>> {
+    const connection = this.connectionOf(ctx);
+    const caller = ctx.caller;
+    assertValidId(args.sessionId, "sessionId");
+    const userId = caller.actingFor(args.userId as string | null | undefined);
+    const afterVersion = args.afterVersion ?? undefined;
+    if (afterVersion !== undefined && (!Number.isSafeInteger(afterVersion) || (afterVersion as number) < 0)) {
+      throw new GraphQLError("afterVersion: must be 0 or more", {
+        extensions: { code: ErrorCode.BAD_USER_INPUT, field: "afterVersion" },
+      });
+    }
+    this.admit(connection);
+    const stream = await openSessionChangeStream({
+      store: ctx.store,
+      feed: this.options.feed,
+      tenantId: caller.tenantId,
+      ref: { userId, sessionId: args.sessionId },
+      afterVersion: afterVersion as number | undefined,
+      maxQueued: this.maxQueued,
+      onSlowConsumer: () => connection.closeSlowConsumer(),
+    });
+    return this.counted(stream, connection, "sessionContextChanged");
+  }
+
+  async userSessionsChanged(
+    ctx: RequestContext,
+    args: { userId?: unknown },
+  ): Promise<AsyncIterableIterator<UserSessionEventValue>> {
+    const connection = this.connectionOf(ctx);
+    const caller = ctx.caller;
+    const userId = caller.actingFor(args.userId as string | null | undefined);
+    this.admit(connection);
+    const queue = new ChangeQueue(this.maxQueued);
+    const stop = await this.options.feed.listen(caller.tenantId, userId, {
+      change: (change) => queue.push(change),
+      // The list is a notification feed, not a replayable log: a client that reconnects re-reads the list.
+      missed: () => undefined,
+    });
+    async function* events(): AsyncGenerator<UserSessionEventValue> {
+      for (;;) {
+        const item = await queue.next();
+        if (item.kind === "closed") return;
+        if (item.kind === "overflow") {
+          connection.closeSlowConsumer();
+          return;
+        }
+        if (item.kind !== "change") continue;
+        const { change } = item;
+        yield { type: change.type, sessionId: change.ref.sessionId, version: change.version, lastUpdated: new Date(change.at) };
+      }
+    }
+    const stream = closing(events(), () => {
+      queue.close();
+      stop();
+    });
+    return this.counted(stream, connection, "userSessionsChanged");
+  }
+
+  /** Counts an event sent; `committedAt` (ms, the store's clock) for events that stand for one write. */
+  delivered(field: LiveField, committedAt: number | undefined): void {
+    this.options.metrics.eventsDelivered.inc({ field });
+    if (committedAt !== undefined) {
+      this.options.metrics.eventDelivery.observe({ field }, Math.max(0, Date.now() - committedAt) / 1000);
+    }
+  }
+
+  private connectionOf(ctx: RequestContext): LiveConnection {
+    // The resolver found this connection in the context before calling here.
+    return ctx.live as LiveConnection;
+  }
+
+  private admit(connection: LiveConnection): void {
+    if (connection.open >= MAX_SUBSCRIPTIONS_PER_CONNECTION) throw new SubscriptionLimitError();
+    if (this.open >= this.options.maxSubscriptions) {
+      throw new ServiceUnavailableError(
+        "this server has as many subscriptions open as it may (MAX_SUBSCRIPTIONS); retry, another replica may have room",
+        false,
+        true,
+      );
+    }
+  }
+
+  private counted<T>(stream: AsyncIterableIterator<T>, connection: LiveConnection, field: LiveField): AsyncIterableIterator<T> {
+    this.open++;
+    connection.open++;
+    const gauge = this.options.metrics.subscriptionsActive;
+    gauge.inc({ field });
+    return closing(stream, () => {
+      this.open--;
+      connection.open--;
+      gauge.dec({ field });
+    });
+  }
+}

@@ -1,0 +1,97 @@
+import {
+  getOperationAST,
+  GraphQLError,
+  parse,
+  specifiedRules,
+  validate,
+  type DocumentNode,
+  type ExecutionArgs,
+  type GraphQLSchema,
+  type OperationTypeNode,
+} from "graphql";
+import type { RequestContext } from "../../context/request-context";
+import { ErrorCode } from "../../errors/error-code";
+import type { ExecutionSeam, ObservedOperation } from "../../execution/execution-seam";
+
+/** An operation as a graphql-ws or graphql-sse client sends it. */
+export interface OperationPayload {
+  readonly query?: unknown;
+  readonly operationName?: unknown;
+  readonly variables?: unknown;
+}
+
+/** An operation ready to run, under observation until `observed.end`. */
+export interface PreparedSubscription {
+  readonly args: ExecutionArgs;
+  readonly observed: ObservedOperation;
+}
+
+/**
+ * The first half of the subscription path, for both transports: parse, validate (graphql-js's rules and the
+ * seam's document limits), resolve the operation, admit it through the seam's rules and start observing it —
+ * the same rules, in the same words, as an HTTP request gets from Apollo. Returns the errors instead when any step
+ * refuses; nothing has run then.
+ */
+export function prepareSubscription(
+  seam: ExecutionSeam,
+  schema: GraphQLSchema,
+  payload: OperationPayload,
+  context: RequestContext,
+): PreparedSubscription | readonly GraphQLError[] {
+  const { query, operationName, variables } = payload;
+  if (typeof query !== "string") return [requestError("the operation has no query string")];
+  if (operationName !== undefined && operationName !== null && typeof operationName !== "string")
+    return [requestError("operationName must be a string")];
+  if (variables !== undefined && variables !== null && (typeof variables !== "object" || Array.isArray(variables)))
+    return [requestError("variables must be an object")];
+  const observed = seam.start({ path: "subscription", context, operationName });
+  const refuse = (errors: readonly GraphQLError[], operationType?: OperationTypeNode) => {
+    observed.end({ operationName: operationName ?? null, operationType, errors });
+    return errors;
+  };
+
+  let document: DocumentNode;
+  try {
+    document = parse(query);
+  } catch (error) {
+    const syntax = error instanceof GraphQLError ? error : new GraphQLError(String(error));
+    return refuse([withCode(syntax, ErrorCode.GRAPHQL_PARSE_FAILED)]);
+  }
+  const invalid = validate(schema, document, [...specifiedRules, ...seam.validationRules]);
+  if (invalid.length > 0) return refuse(invalid.map((error) => withCode(error, ErrorCode.GRAPHQL_VALIDATION_FAILED)));
+  const operation = getOperationAST(document, operationName ?? undefined);
+  if (operation === null || operation === undefined) {
+    return refuse([
+      new GraphQLError(
+        operationName ? `Unknown operation named "${operationName}".` : "Must provide operation name if query contains multiple operations.",
+        { extensions: { code: ErrorCode.OPERATION_RESOLUTION_FAILURE } },
+      ),
+    ]);
+  }
+  const variableValues = (variables ?? {}) as Record<string, unknown>;
+  try {
+    seam.admit({ document, operation, variables: variableValues, context });
+  } catch (error) {
+    if (error instanceof GraphQLError) return refuse([error], operation.operation);
+    throw error;
+  }
+  return {
+    args: { schema, document, operationName: operationName ?? undefined, variableValues, contextValue: context },
+    observed,
+  };
+}
+
+function requestError(message: string): GraphQLError {
+  return new GraphQLError(message, { extensions: { code: ErrorCode.BAD_REQUEST } });
+}
+
+function withCode(error: GraphQLError, code: ErrorCode): GraphQLError {
+  return new GraphQLError(error.message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    path: error.path,
+    originalError: error.originalError,
+    extensions: { ...error.extensions, code },
+  });
+}
