@@ -42,6 +42,8 @@ export interface Config {
   readonly slowOperationMs: number;
   /** Live subscriptions (WebSocket and SSE) one process serves at once; one more is refused, retryable. */
   readonly maxSubscriptions: number;
+  /** WebSocket ping interval (ms); a client that has not answered the previous ping by the next one is dropped. */
+  readonly subscriptionKeepAliveMs: number;
   readonly introspection: boolean;
   /** `"any"`: echo every origin (development default); otherwise the exact allowed origins (may be empty). */
   readonly corsOrigins: "any" | readonly string[];
@@ -116,6 +118,7 @@ const envSchema = z.object({
   MAX_TTL_SECONDS: integer(1, 10 * 365 * 86400).default(2592000),
   SLOW_OPERATION_MS: integer(0, 3_600_000).default(100),
   MAX_SUBSCRIPTIONS: integer(1, 1_000_000).default(10_000),
+  SUBSCRIPTION_KEEPALIVE_MS: integer(100, 3_600_000).default(12_000),
   INTROSPECTION: boolean.optional(),
   CORS_ORIGINS: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -332,6 +335,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxTtlSeconds: e.MAX_TTL_SECONDS,
     slowOperationMs: e.SLOW_OPERATION_MS,
     maxSubscriptions: e.MAX_SUBSCRIPTIONS,
+    subscriptionKeepAliveMs: e.SUBSCRIPTION_KEEPALIVE_MS,
     introspection: e.INTROSPECTION ?? !production,
     corsOrigins:
       e.CORS_ORIGINS === undefined

@@ -95,7 +95,13 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
     metrics,
     updates,
   };
-  const webSockets = attachWebSocketTransport({ ...live, httpServer, path: "/graphql", logger });
+  const webSockets = attachWebSocketTransport({
+    ...live,
+    httpServer,
+    path: "/graphql",
+    logger,
+    keepAliveMs: config.subscriptionKeepAliveMs,
+  });
   const serverSentEvents = createSseTransport(live);
 
   const apollo = new ApolloServer<RequestContext>({

@@ -20,13 +20,18 @@ export class ChangeQueue {
   private closed = false;
   private waiting: ((item: QueuedItem) => void) | undefined;
 
-  constructor(private readonly maxQueued: number) {}
+  /** `onOverflow` runs once, at the change that overflows: the consumer may be stuck and never ask again. */
+  constructor(
+    private readonly maxQueued: number,
+    private readonly onOverflow: () => void,
+  ) {}
 
   push(change: SessionChange): void {
     if (this.closed || this.overflowed) return;
     if (this.items.length >= this.maxQueued) {
       this.overflowed = true;
       this.items.length = 0;
+      this.onOverflow();
     } else {
       this.items.push(change);
     }

@@ -32,8 +32,7 @@ export class LiveUpdatesResolver {
   @Subscription(() => SessionContextEvent, {
     description:
       "Every change of one session, in version order, with no gap and no repeat. With `afterVersion`, first the changes after that version (from the kept history), then live ones; when the kept history does not reach back that far, one UPDATED event with resync: true and the current context comes first (DELETED with resync: true when the session is gone).",
-    subscribe: ({ args, context }) =>
-      liveOf(context).updates.sessionContextChanged(context as RequestContext, args),
+    subscribe: ({ args, context }) => liveOf(context).updates.sessionContextChanged(context as RequestContext, args),
   })
   sessionContextChanged(
     @Root() item: StreamItem,

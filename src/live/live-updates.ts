@@ -82,17 +82,22 @@ export class LiveUpdates {
         extensions: { code: ErrorCode.BAD_USER_INPUT, field: "afterVersion" },
       });
     }
-    this.admit(connection);
-    const stream = await openSessionChangeStream({
-      store: ctx.store,
-      feed: this.options.feed,
-      tenantId: caller.tenantId,
-      ref: { userId, sessionId: args.sessionId },
-      afterVersion: afterVersion as number | undefined,
-      maxQueued: this.maxQueued,
-      onSlowConsumer: () => connection.closeSlowConsumer(),
-    });
-    return this.counted(stream, connection, "sessionContextChanged");
+    const release = this.admit(connection, "sessionContextChanged");
+    try {
+      const stream = await openSessionChangeStream({
+        store: ctx.store,
+        feed: this.options.feed,
+        tenantId: caller.tenantId,
+        ref: { userId, sessionId: args.sessionId },
+        afterVersion: afterVersion as number | undefined,
+        maxQueued: this.maxQueued,
+        onSlowConsumer: () => this.slowConsumer(connection),
+      });
+      return closing(stream, release);
+    } catch (error) {
+      release();
+      throw error;
+    }
   }
 
   async userSessionsChanged(
@@ -102,31 +107,39 @@ export class LiveUpdates {
     const connection = this.connectionOf(ctx);
     const caller = ctx.caller;
     const userId = caller.actingFor(args.userId as string | null | undefined);
-    this.admit(connection);
-    const queue = new ChangeQueue(this.maxQueued);
-    const stop = await this.options.feed.listen(caller.tenantId, userId, {
-      change: (change) => queue.push(change),
-      // The list is a notification feed, not a replayable log: a client that reconnects re-reads the list.
-      missed: () => undefined,
-    });
+    const release = this.admit(connection, "userSessionsChanged");
+    const queue = new ChangeQueue(this.maxQueued, () => this.slowConsumer(connection));
+    let stop: () => void;
+    try {
+      stop = await this.options.feed.listen(caller.tenantId, userId, {
+        change: (change) => queue.push(change),
+        // The list is a notification feed, not a replayable log: a client that reconnects re-reads the list.
+        missed: () => undefined,
+      });
+    } catch (error) {
+      release();
+      throw error;
+    }
     async function* events(): AsyncGenerator<UserSessionEventValue> {
       for (;;) {
         const item = await queue.next();
         if (item.kind === "closed") return;
-        if (item.kind === "overflow") {
-          connection.closeSlowConsumer();
-          return;
-        }
+        if (item.kind === "overflow") return; // the connection is being closed
         if (item.kind !== "change") continue;
         const { change } = item;
-        yield { type: change.type, sessionId: change.ref.sessionId, version: change.version, lastUpdated: new Date(change.at) };
+        yield {
+          type: change.type,
+          sessionId: change.ref.sessionId,
+          version: change.version,
+          lastUpdated: new Date(change.at),
+        };
       }
     }
-    const stream = closing(events(), () => {
+    return closing(events(), () => {
       queue.close();
       stop();
+      release();
     });
-    return this.counted(stream, connection, "userSessionsChanged");
   }
 
   /** Counts an event sent; `committedAt` (ms, the store's clock) for events that stand for one write. */
@@ -142,7 +155,17 @@ export class LiveUpdates {
     return ctx.live as LiveConnection;
   }
 
-  private admit(connection: LiveConnection): void {
+  private slowConsumer(connection: LiveConnection): void {
+    this.options.metrics.slowConsumers.inc();
+    connection.closeSlowConsumer();
+  }
+
+  /**
+   * Takes a place for one more subscription on the connection and the process, or throws; the function it returns
+   * gives the place back (once). Places are taken before anything is awaited, so subscribe messages that arrive
+   * together cannot all pass the check.
+   */
+  private admit(connection: LiveConnection, field: LiveField): () => void {
     if (connection.open >= MAX_SUBSCRIPTIONS_PER_CONNECTION) throw new SubscriptionLimitError();
     if (this.open >= this.options.maxSubscriptions) {
       throw new ServiceUnavailableError(
@@ -151,17 +174,17 @@ export class LiveUpdates {
         true,
       );
     }
-  }
-
-  private counted<T>(stream: AsyncIterableIterator<T>, connection: LiveConnection, field: LiveField): AsyncIterableIterator<T> {
     this.open++;
     connection.open++;
     const gauge = this.options.metrics.subscriptionsActive;
     gauge.inc({ field });
-    return closing(stream, () => {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
       this.open--;
       connection.open--;
       gauge.dec({ field });
-    });
+    };
   }
 }

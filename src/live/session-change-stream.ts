@@ -34,7 +34,7 @@ export interface SessionChangeStreamOptions {
   readonly afterVersion: number | undefined;
   /** Live changes held for a consumer that has not taken them; beyond this it is a slow consumer. */
   readonly maxQueued: number;
-  /** Called once when the consumer fell behind by more than maxQueued changes; the stream then ends. */
+  /** Called once, when the consumer falls behind by more than maxQueued changes; the stream then ends. */
   readonly onSlowConsumer: () => void;
 }
 
@@ -66,7 +66,7 @@ export async function openSessionChangeStream(
   options: SessionChangeStreamOptions,
 ): Promise<AsyncIterableIterator<StreamItem>> {
   const { feed, tenantId, ref } = options;
-  const queue = new ChangeQueue(options.maxQueued);
+  const queue = new ChangeQueue(options.maxQueued, options.onSlowConsumer);
   const stopListening = await feed.listen(tenantId, ref.userId, {
     change: (change) => {
       if (change.ref.sessionId === ref.sessionId) queue.push(change);
@@ -90,10 +90,7 @@ async function* changes(options: SessionChangeStreamOptions, queue: ChangeQueue)
     for (;;) {
       const item = await queue.next();
       if (item.kind === "closed") return;
-      if (item.kind === "overflow") {
-        options.onSlowConsumer();
-        return;
-      }
+      if (item.kind === "overflow") return; // onSlowConsumer has been called
       if (item.kind === "missed") {
         if (at.version === undefined) {
           // Nothing given yet: nothing to make up for; start from wherever the session is now.
@@ -227,7 +224,12 @@ function resync(record: SessionRecord): SessionContextEventValue {
   };
 }
 
-function deleted(ref: SessionRef, version: number, isResync: boolean, at: number | undefined): SessionContextEventValue {
+function deleted(
+  ref: SessionRef,
+  version: number,
+  isResync: boolean,
+  at: number | undefined,
+): SessionContextEventValue {
   return {
     type: "DELETED",
     userId: ref.userId,

@@ -107,6 +107,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Connections closed because their client did not read its events. */
+  readonly slowConsumers = new Counter({
+    name: "graphql_subscription_slow_consumers_total",
+    help: "Live connections closed because their client did not read its events (more than the queue bound behind).",
+    registers: [this.registry],
+  });
+
   /** From the write's commit (the store's clock) to the event's send, for events that stand for one write. */
   readonly eventDelivery = new Histogram({
     name: "session_event_delivery_seconds",

@@ -77,7 +77,9 @@ export function createSseTransport(options: SseTransportOptions): {
       if (req.method === "PUT" || (req.method === "GET" && req.headers["x-graphql-event-stream-token"])) {
         // Single-connection mode (a reserved stream shared by operations) is not offered: one stream per operation.
         res.writeHead(405, { "content-type": "application/json", allow: "POST, GET" });
-        res.end(JSON.stringify({ errors: [{ message: "use graphql-sse in distinct connections mode (its default)" }] }));
+        res.end(
+          JSON.stringify({ errors: [{ message: "use graphql-sse in distinct connections mode (its default)" }] }),
+        );
         return;
       }
       let caller: Caller;

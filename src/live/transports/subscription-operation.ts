@@ -63,7 +63,9 @@ export function prepareSubscription(
   if (operation === null || operation === undefined) {
     return refuse([
       new GraphQLError(
-        operationName ? `Unknown operation named "${operationName}".` : "Must provide operation name if query contains multiple operations.",
+        operationName
+          ? `Unknown operation named "${operationName}".`
+          : "Must provide operation name if query contains multiple operations.",
         { extensions: { code: ErrorCode.OPERATION_RESOLUTION_FAILURE } },
       ),
     ]);

@@ -198,5 +198,10 @@ export function attachWebSocketTransport(options: WebSocketTransportOptions): { 
 /** WebSocket close reasons are at most 123 bytes. */
 function closeReason(reason: string): string {
   const bytes = Buffer.from(reason);
-  return bytes.length <= 123 ? reason : bytes.subarray(0, 120).toString("utf8").replace(/\uFFFD*$/, "") + "...";
+  return bytes.length <= 123
+    ? reason
+    : bytes
+        .subarray(0, 120)
+        .toString("utf8")
+        .replace(/\uFFFD*$/, "") + "...";
 }

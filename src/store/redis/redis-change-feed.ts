@@ -1,11 +1,7 @@
 import { Cluster } from "ioredis";
 import type { Logger } from "pino";
 import { decodeChangeMessage } from "../../live/session-change";
-import {
-  LocalChangeFanout,
-  type SessionChangeFeed,
-  type SessionChangeListener,
-} from "../../live/session-change-feed";
+import { LocalChangeFanout, type SessionChangeFeed, type SessionChangeListener } from "../../live/session-change-feed";
 import { changeChannel } from "../keys";
 import { whenReady, type RedisClient } from "./redis-client";
 import { toStoreError } from "./redis-errors";
@@ -38,6 +34,7 @@ export class RedisChangeFeed implements SessionChangeFeed {
   private readonly fanout = new LocalChangeFanout();
   private readonly channels = new Map<string, Channel>();
   private closed = false;
+  private connecting: Promise<boolean> | undefined;
 
   constructor(
     private readonly client: RedisClient,
@@ -48,8 +45,12 @@ export class RedisChangeFeed implements SessionChangeFeed {
     const name = changeChannel(tenantId, userId);
     const connection = this.subscriber();
     // The connection is opened on the first subscription, and has no offline queue: wait for it, boundedly.
-    if (connection.status !== "ready" && !(await whenReady(connection, READY_TIMEOUT_MS))) {
-      throw new ServiceUnavailableError("the session store's change feed is not connected; retry");
+    if (connection.status !== "ready") {
+      // One wait shared by every subscription that arrives meanwhile (not one listener each).
+      this.connecting ??= whenReady(connection, READY_TIMEOUT_MS).finally(() => (this.connecting = undefined));
+      if (!(await this.connecting)) {
+        throw new ServiceUnavailableError("the session store's change feed is not connected; retry");
+      }
     }
     if (this.fanout.add(name, listener)) {
       const channel: Channel = { tenantId, subscribed: connection.ssubscribe(name) };
