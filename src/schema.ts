@@ -24,7 +24,7 @@ export interface SchemaDeps {
 
 const FEDERATION_LINK = `
   extend schema
-    @link(url: "https://specs.apollo.dev/federation/v2.3", import: ["@key"])
+    @link(url: "https://specs.apollo.dev/federation/v2.4", import: ["@key"])
 `;
 
 /**

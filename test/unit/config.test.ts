@@ -42,6 +42,8 @@ describe("Defaults come from the configuration table", () => {
       maxContextBytes: 262144,
       maxTtlSeconds: 2592000,
       slowOperationMs: 100,
+      maxSubscriptions: 10000,
+      subscriptionKeepAliveMs: 12000,
       introspection: true,
       corsOrigins: "any",
       logLevel: "info",
