@@ -103,12 +103,15 @@ export function targetsMet(rows: Measured[], serverCores: number) {
     ),
     historyTarget(byName("merge"), byName("merge-no-history")),
     target(
-      "one Redis round trip per request (reads and writes)",
+      "one Redis round trip per request (reads and writes; a userSessions page: the index, then one MGET)",
       rows
         .filter((r) => !r.name.startsWith("baseline"))
-        // Exact: MONITOR over sequential requests. The rate over the whole window may read a little above 1,
-        // because requests in flight when the window closes send their command but are not counted as done.
-        .every((r) => r.redisRoundTripsChecked <= 1 && r.redisRoundTripsPerRequest <= 1.02),
+        // Exact: MONITOR over sequential requests. The rate over the whole window may read a little above the
+        // count, because requests in flight when the window closes send their command but are not counted as done.
+        .every((r) => {
+          const expected = r.name === "user-sessions" ? 2 : 1;
+          return r.redisRoundTripsChecked <= expected && r.redisRoundTripsPerRequest <= expected + 0.02;
+        }),
       rows
         .filter((r) => !r.name.startsWith("baseline"))
         .map((r) => `${r.name} ${fmt(r.redisRoundTripsChecked, 2)} (window ${fmt(r.redisRoundTripsPerRequest, 2)})`)

@@ -53,7 +53,7 @@ declare module "ioredis" {
     /** See scripts/session-history-2.lua. */
     sessionHistory(sessionKey: string, historyKey: string, before: string, first: string): Result<string[], Context>;
     /** See scripts/user-sessions-page-4.lua. */
-    userSessionsPage(...keysAndArgs: string[]): Result<(string | number | null)[], Context>;
+    userSessionsPage(...keysAndArgs: string[]): Result<(string | number)[], Context>;
     /** See scripts/claim-cleanup-1.lua. */
     claimCleanup(key: string, tenantId: string, dueAt: string, nextAt: string): Result<CleanupClaim, Context>;
     /** See scripts/release-lease-1.lua. */

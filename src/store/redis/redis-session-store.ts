@@ -27,11 +27,11 @@ import {
   settingsKey,
   userExpiryKey,
   userIndexKey,
-  userSessionKeyPrefix,
 } from "../keys";
 import { pageAfter } from "../session-page";
 import { CONTEXT_JSON_OVERHEAD, decodeDocument, toRecord, toRecordParsingContextLazily } from "../session-document";
-import { bounded, ping, type RedisClient } from "./redis-client";
+import { ping, type RedisClient } from "./redis-client";
+import { readKeys, retryWhileMigrating } from "./redis-migrating";
 import { toStoreError } from "./redis-errors";
 import { actorMembers } from "../../history/history-entry";
 import { defineScripts, FirstCleanup, WriteSessionStatus } from "./redis-scripts";
@@ -64,6 +64,8 @@ export interface RedisSessionStoreOptions {
  * Reads are one MGET; each write is one EVALSHA of write-session-7.lua, so a merge — with its change log entry — is atomic without any retry.
  * The client is injected: this class never opens or configures a connection of its own. It may be one Redis or a
  * Cluster: every multi-key command and script here names keys of one tenant only, which share the tenant's slot.
+ * While that slot migrates between two Cluster masters, a batch of reads is split per key and a script whose keys
+ * are on both sides (TRYAGAIN) is tried again for a short while (redis-migrating.ts).
  */
 export class RedisSessionStore implements SessionStore {
   readonly kind = "redis";
@@ -84,7 +86,7 @@ export class RedisSessionStore implements SessionStore {
   async getMany(tenantId: string, refs: readonly SessionRef[]): Promise<(SessionRecord | null)[]> {
     if (refs.length === 0) return [];
     const keys = refs.map((ref) => sessionKey(tenantId, ref.userId, ref.sessionId));
-    const values = await bounded(this.reads, this.reads.mget(keys)).catch(toStoreError("read"));
+    const values = await readKeys(this.reads, keys).catch(toStoreError("read"));
     return values.map((value, i) =>
       value === null ? null : toRecord(tenantId, refs[i], decodeDocument(value), keys[i]),
     );
@@ -119,8 +121,9 @@ export class RedisSessionStore implements SessionStore {
     first: number,
     after?: PageCursor,
   ): Promise<SessionIndexPage> {
-    const reply = await this.redis
-      .userSessionsPage(
+    // Two round trips: the index entries (the script touches only the keys it declares), then the page's sessions.
+    const reply = await retryWhileMigrating(() =>
+      this.redis.userSessionsPage(
         userIndexKey(tenantId, userId),
         userExpiryKey(tenantId, userId),
         activityIndexKey(tenantId),
@@ -128,22 +131,29 @@ export class RedisSessionStore implements SessionStore {
         String(first + 1),
         after ? String(after.lastUpdated) : "",
         String(EXPIRED_ENTRIES_PER_LISTING),
-        userSessionKeyPrefix(tenantId, userId),
-      )
-      .catch(toStoreError("read"));
+      ),
+    ).catch(toStoreError("read"));
     const totalCount = Number(reply[0]); // reply[1] (ties) only sized the read
-    const entries: (PageCursor & { record: SessionRecord | null })[] = [];
-    for (let i = 2; i < reply.length; i += 3) {
-      const member = String(reply[i]);
-      const document = reply[i + 2];
-      entries.push({
-        member,
-        lastUpdated: Number(reply[i + 1]),
-        record:
-          typeof document === "string" ? toRecord(tenantId, refFromMember(member), decodeDocument(document)) : null,
-      });
-    }
-    return pageAfter(entries, after, first, totalCount);
+    const entries: PageCursor[] = [];
+    for (let i = 2; i < reply.length; i += 2)
+      entries.push({ member: String(reply[i]), lastUpdated: Number(reply[i + 1]) });
+    const page = pageAfter(
+      entries.map((entry) => ({ ...entry, record: null })),
+      after,
+      first,
+      totalCount,
+    );
+    if (page.entries.length === 0) return page;
+    const keys = page.entries.map(({ ref }) => sessionKey(tenantId, ref.userId, ref.sessionId));
+    const documents = await readKeys(this.reads, keys).catch(toStoreError("read"));
+    return {
+      ...page,
+      entries: page.entries.map((entry, i) => {
+        const document = documents[i];
+        // null: the session expired or was deleted between the two steps; the page leaves it out.
+        return { ...entry, record: document === null ? null : toRecord(tenantId, entry.ref, decodeDocument(document)) };
+      }),
+    };
   }
 
   async purgeOrphans(tenantId: string, olderThanSeconds: number): Promise<number> {
@@ -197,9 +207,9 @@ export class RedisSessionStore implements SessionStore {
       );
       channels.push(changeChannel(tenantId, ref.userId));
     }
-    return this.redis
-      .deleteSessions(keys.length, ...keys, mode, String(cutoff), ...members, ...channels)
-      .catch(toStoreError("write"));
+    return retryWhileMigrating(() =>
+      this.redis.deleteSessions(keys.length, ...keys, mode, String(cutoff), ...members, ...channels),
+    ).catch(toStoreError("write"));
   }
 
   /**
@@ -227,14 +237,14 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async history(tenantId: string, ref: SessionRef, first: number, before?: number): Promise<SessionHistoryPage> {
-    const reply = await this.redis
-      .sessionHistory(
+    const reply = await retryWhileMigrating(() =>
+      this.redis.sessionHistory(
         sessionKey(tenantId, ref.userId, ref.sessionId),
         historyKey(tenantId, ref.userId, ref.sessionId),
         String(before ?? 0),
         String(first),
-      )
-      .catch(toStoreError("read"));
+      ),
+    ).catch(toStoreError("read"));
     if (reply.length === 0) return { versions: [], hasNextPage: false };
     return historyPage(decodeDocument(reply[0]), reply.slice(1).map(decodeHistoryEntry), first, before);
   }
@@ -273,8 +283,8 @@ export class RedisSessionStore implements SessionStore {
     const recent = write.recentInteractions ?? fallback?.list;
     const json = (value: unknown) => (value === undefined ? "" : JSON.stringify(value));
 
-    const [status, value, firstCleanup, interval] = await this.redis
-      .writeSession(
+    const [status, value, firstCleanup, interval] = await retryWhileMigrating(() =>
+      this.redis.writeSession(
         sessionKey(tenantId, ref.userId, ref.sessionId),
         settingsKey(tenantId),
         activityIndexKey(tenantId),
@@ -301,8 +311,8 @@ export class RedisSessionStore implements SessionStore {
         String(this.defaults.historyDepth),
         restoreChange,
         changeChannel(tenantId, ref.userId),
-      )
-      .catch(toStoreError("write"));
+      ),
+    ).catch(toStoreError("write"));
 
     switch (status) {
       case WriteSessionStatus.Written: {
