@@ -167,7 +167,10 @@ export function createHttpApp(options: HttpAppOptions): Handler {
       return sendJson(res, 200, { status: "live" });
     if (path === "/health/ready" && (req.method === "GET" || req.method === "HEAD")) return ready(res);
     if (path === "/metrics" && req.method === "GET") return metricsText(res);
-    sendJson(res, 404, { error: "not found", paths: ["/graphql", "/graphql/stream", "/health/live", "/health/ready", "/metrics"] });
+    sendJson(res, 404, {
+      error: "not found",
+      paths: ["/graphql", "/graphql/stream", "/health/live", "/health/ready", "/metrics"],
+    });
   };
 }
 

@@ -1,16 +1,17 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Tracer } from "@opentelemetry/api";
 import { GraphQLError, type GraphQLSchema } from "graphql";
 import { createHandler } from "graphql-sse/lib/use/http";
 import type { Authenticator } from "../../auth/authenticator";
 import type { Caller } from "../../auth/caller";
-import { RequestContext } from "../../context/request-context";
-import type { ExecutionSeam, ObservedOperation } from "../../execution/execution-seam";
+import { RequestContext, traceHeadersOf } from "../../context/request-context";
+import type { ExecutionSeam } from "../../execution/execution-seam";
 import { requestIdOf } from "../../http/request-id";
 import type { Metrics } from "../../metrics/metrics";
 import type { SessionStore } from "../../sessions/session-store";
 import { TimedSessionStore } from "../../store/timed-session-store";
 import type { LiveConnection, LiveUpdates } from "../live-updates";
-import { prepareSubscription } from "./subscription-operation";
+import { prepareSubscription, type PreparedSubscription } from "./subscription-operation";
 
 export interface SseTransportOptions {
   schema: GraphQLSchema;
@@ -19,13 +20,15 @@ export interface SseTransportOptions {
   store: SessionStore;
   metrics: Metrics;
   updates: LiveUpdates;
+  /** Traces each store call when tracing is on. */
+  tracer?: Tracer;
 }
 
 /** What one SSE request holds while its operation runs. */
 interface Stream {
   readonly caller: Caller;
   readonly live: LiveConnection;
-  observed?: ObservedOperation;
+  prepared?: PreparedSubscription;
 }
 
 /**
@@ -50,18 +53,18 @@ export function createSseTransport(options: SseTransportOptions): {
       const context = new RequestContext(
         requestIdOf(req.raw),
         stream.caller,
-        new TimedSessionStore(options.store, options.metrics),
+        new TimedSessionStore(options.store, options.metrics, options.tracer),
         stream.live,
+        traceHeadersOf(req.raw.headers),
       );
       const prepared = prepareSubscription(seam, schema, params, context);
       if (!("args" in prepared)) return { errors: formatted(prepared) };
-      stream.observed = prepared.observed;
+      stream.prepared = prepared;
       return { ...prepared.args, contextValue: context as unknown as Record<PropertyKey, unknown> };
     },
     onOperation: (_ctx, req, _args, result) => {
       // Observed from the request until the stream is open (or refused), not for its whole life.
-      const errors = "errors" in result && result.errors ? result.errors : [];
-      streams.get(req.raw)?.observed?.end({ operationName: null, operationType: undefined, errors });
+      streams.get(req.raw)?.prepared?.started("errors" in result && result.errors ? result.errors : []);
     },
     onNext: (_ctx, _req, result) => {
       if (!result.errors?.length) return result;

@@ -11,7 +11,7 @@ import {
 } from "graphql";
 import type { RequestContext } from "../../context/request-context";
 import { ErrorCode } from "../../errors/error-code";
-import type { ExecutionSeam, ObservedOperation } from "../../execution/execution-seam";
+import type { ExecutionSeam } from "../../execution/execution-seam";
 
 /** An operation as a graphql-ws or graphql-sse client sends it. */
 export interface OperationPayload {
@@ -20,10 +20,11 @@ export interface OperationPayload {
   readonly variables?: unknown;
 }
 
-/** An operation ready to run, under observation until `observed.end`. */
+/** An operation ready to run, under observation until `started` reports how its start went. */
 export interface PreparedSubscription {
   readonly args: ExecutionArgs;
-  readonly observed: ObservedOperation;
+  /** Ends the observation: the stream is open (no errors) or was refused (its errors). */
+  started(errors: readonly GraphQLError[]): void;
 }
 
 /**
@@ -79,7 +80,12 @@ export function prepareSubscription(
   }
   return {
     args: { schema, document, operationName: operationName ?? undefined, variableValues, contextValue: context },
-    observed,
+    started: (errors) =>
+      observed.end({
+        operationName: operation.name?.value ?? operationName ?? null,
+        operationType: operation.operation,
+        errors,
+      }),
   };
 }
 

@@ -1,4 +1,5 @@
 import type { IncomingMessage, Server } from "node:http";
+import type { Tracer } from "@opentelemetry/api";
 import type { Duplex } from "node:stream";
 import { GraphQLError, type GraphQLSchema } from "graphql";
 import { CloseCode, handleProtocols, makeServer } from "graphql-ws";
@@ -6,14 +7,14 @@ import type { Logger } from "pino";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Authenticator } from "../../auth/authenticator";
 import type { Caller } from "../../auth/caller";
-import { RequestContext } from "../../context/request-context";
-import type { ExecutionSeam, ObservedOperation } from "../../execution/execution-seam";
+import { RequestContext, traceHeadersOf, type TraceHeaders } from "../../context/request-context";
+import type { ExecutionSeam } from "../../execution/execution-seam";
 import { requestIdOf } from "../../http/request-id";
 import type { Metrics } from "../../metrics/metrics";
 import type { SessionStore } from "../../sessions/session-store";
 import { TimedSessionStore } from "../../store/timed-session-store";
 import type { LiveConnection, LiveUpdates } from "../live-updates";
-import { prepareSubscription } from "./subscription-operation";
+import { prepareSubscription, type PreparedSubscription } from "./subscription-operation";
 
 /** Close codes this transport uses besides graphql-ws's own. */
 export const LiveCloseCode = {
@@ -35,6 +36,8 @@ export interface WebSocketTransportOptions {
   metrics: Metrics;
   updates: LiveUpdates;
   logger: Logger;
+  /** Traces each store call when tracing is on. */
+  tracer?: Tracer;
   /** Ping interval; a peer that does not answer a ping within it is dropped. graphql-ws's default is 12 s. */
   keepAliveMs?: number;
 }
@@ -44,7 +47,9 @@ interface Connection {
   readonly requestId: string;
   readonly caller: Caller;
   readonly live: LiveConnection;
-  readonly operations: Map<string, ObservedOperation>;
+  readonly operations: Map<string, PreparedSubscription>;
+  /** The upgrade request's trace headers: the parent of each operation's span. */
+  readonly traceHeaders: TraceHeaders | undefined;
   expiry?: NodeJS.Timeout;
 }
 
@@ -95,6 +100,7 @@ export function attachWebSocketTransport(options: WebSocketTransportOptions): { 
       const connection: Connection = {
         requestId: requestIdOf(request),
         caller,
+        traceHeaders: traceHeadersOf(request.headers),
         operations: new Map(),
         live: {
           updates: options.updates,
@@ -117,21 +123,21 @@ export function attachWebSocketTransport(options: WebSocketTransportOptions): { 
       const context = new RequestContext(
         connection.requestId,
         connection.caller,
-        new TimedSessionStore(options.store, options.metrics),
+        new TimedSessionStore(options.store, options.metrics, options.tracer),
         connection.live,
+        connection.traceHeaders,
       );
       const prepared = prepareSubscription(seam, schema, payload, context);
       if (!("args" in prepared)) return prepared; // onError formats them
-      connection.operations.set(id, prepared.observed);
+      connection.operations.set(id, prepared);
       return prepared.args;
     },
-    onOperation: (ctx, id, payload, _args, result) => {
+    onOperation: (ctx, id, _payload, _args, result) => {
       // Observed from the subscribe message until the stream is open (or refused), not for its whole life.
       const connection = ctx.extra.connection as Connection;
-      const observed = connection.operations.get(id);
+      const prepared = connection.operations.get(id);
       connection.operations.delete(id);
-      const errors = "errors" in result && result.errors ? result.errors : [];
-      observed?.end({ operationName: payload.operationName ?? null, operationType: undefined, errors });
+      prepared?.started("errors" in result && result.errors ? result.errors : []);
     },
     onNext: (_ctx, _id, _payload, _args, result) => {
       if (!result.errors?.length) return result;
