@@ -42,6 +42,13 @@ export interface Config {
   readonly slowOperationMs: number;
   /** Live subscriptions (WebSocket and SSE) one process serves at once; one more is refused, retryable. */
   readonly maxSubscriptions: number;
+  /**
+   * Store commands one process may have in flight (sent and not answered, timed-out ones included); a request that
+   * finds this many is refused at once, retryable (REDIS_MAX_IN_FLIGHT).
+   */
+  readonly redisMaxInFlight: number;
+  /** Writes of one tenant one process runs at once; one more is refused at once, retryable (TENANT_WRITES_IN_FLIGHT). */
+  readonly tenantWritesInFlight: number;
   /** WebSocket ping interval (ms); a client that has not answered the previous ping by the next one is dropped. */
   readonly subscriptionKeepAliveMs: number;
   /**
@@ -123,6 +130,8 @@ const envSchema = z.object({
   MAX_TTL_SECONDS: integer(1, 10 * 365 * 86400).default(2592000),
   SLOW_OPERATION_MS: integer(0, 3_600_000).default(100),
   MAX_SUBSCRIPTIONS: integer(1, 1_000_000).default(10_000),
+  REDIS_MAX_IN_FLIGHT: integer(1, 1_000_000).default(1000),
+  TENANT_WRITES_IN_FLIGHT: integer(1, 1_000_000).default(256),
   SUBSCRIPTION_KEEPALIVE_MS: integer(100, 3_600_000).default(12_000),
   // OpenTelemetry's own names (the OTLP exporter reads its other OTEL_EXPORTER_OTLP_* variables itself).
   OTEL_SDK_DISABLED: boolean.optional(),
@@ -346,6 +355,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxTtlSeconds: e.MAX_TTL_SECONDS,
     slowOperationMs: e.SLOW_OPERATION_MS,
     maxSubscriptions: e.MAX_SUBSCRIPTIONS,
+    redisMaxInFlight: e.REDIS_MAX_IN_FLIGHT,
+    tenantWritesInFlight: e.TENANT_WRITES_IN_FLIGHT,
     subscriptionKeepAliveMs: e.SUBSCRIPTION_KEEPALIVE_MS,
     tracing: tracingOf(e),
     introspection: e.INTROSPECTION ?? !production,

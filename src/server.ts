@@ -28,6 +28,7 @@ import { LiveUpdates } from "./live/live-updates";
 import { createSseTransport } from "./live/transports/sse-transport";
 import { attachWebSocketTransport } from "./live/transports/websocket-transport";
 import { Metrics } from "./metrics/metrics";
+import { AdmittedSessionStore } from "./store/admitted-session-store";
 import { buildSessionSchema } from "./schema";
 import { OperationTracing } from "./tracing/operation-tracing";
 import { MAX_SESSION_READS_PER_REQUEST } from "./sessions/session-loader";
@@ -60,8 +61,15 @@ export interface SessionContextServer {
 /** Builds the Apollo server and its HTTP app, started but not listening: main.ts and tests both use this. */
 export async function createServer(deps: ServerDeps): Promise<SessionContextServer> {
   const { config, logger, backend } = deps;
-  const store = backend.sessions;
   const metrics = new Metrics();
+  // Every request's store calls pass the process's bounds: commands in flight, and each tenant's writes.
+  const store = new AdmittedSessionStore(backend.sessions, {
+    maxInFlight: config.redisMaxInFlight,
+    tenantWritesInFlight: config.tenantWritesInFlight,
+    inFlight: backend.commandsInFlight,
+    refused: (reason) => metrics.storeCommandsRefused.labels({ reason }).inc(),
+  });
+  metrics.storeInFlight = backend.commandsInFlight ?? (() => 0);
   const sessionService = new SessionService({
     maxTtlSeconds: config.maxTtlSeconds,
     maxContextBytes: config.maxContextBytes,

@@ -39,6 +39,25 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Where `session_store_commands_in_flight` is read at each scrape (the server sets it; AdmittedSessionStore). */
+  storeInFlight: () => number = () => 0;
+
+  /** Store commands sent and not answered yet. */
+  readonly storeCommandsInFlight: Gauge = new Gauge({
+    name: "session_store_commands_in_flight",
+    help: "Session store commands sent to Redis and not answered yet, timed-out ones included.",
+    registers: [this.registry],
+    collect: () => this.storeCommandsInFlight.set(this.storeInFlight()),
+  });
+
+  /** Store calls refused before anything was sent: too many commands in flight, or a tenant's writes at its limit. */
+  readonly storeCommandsRefused = new Counter({
+    name: "session_store_commands_refused_total",
+    help: "Session store calls refused at once, retryable, by reason (in_flight: REDIS_MAX_IN_FLIGHT; tenant_writes: TENANT_WRITES_IN_FLIGHT).",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
   /** Errors sent to clients, by `extensions.code`. */
   readonly errors = new Counter({
     name: "graphql_errors_total",
@@ -125,5 +144,6 @@ export class Metrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    for (const reason of ["in_flight", "tenant_writes"]) this.storeCommandsRefused.labels({ reason }).inc(0);
   }
 }

@@ -10,6 +10,7 @@ import { MemorySessionStore } from "./memory/memory-session-store";
 import {
   createReadConnection,
   createRedisClient,
+  unansweredCommands,
   whenReady,
   type RedisClient,
   type RedisTarget,
@@ -37,6 +38,11 @@ export interface Backend {
    * queue. Closed, with the read connection, by `sessions.close`.
    */
   readonly redis?: RedisClient;
+  /**
+   * Store commands in flight now: sent (or waiting in an auto-pipeline) and not answered by Redis yet, timed-out ones
+   * included (unansweredCommands). Undefined for the embedded store, which has nothing in flight.
+   */
+  readonly commandsInFlight?: () => number;
 }
 
 /**
@@ -84,6 +90,7 @@ export function createRedisBackend(
   const schedule = new RedisCleanupSchedule(redis);
   const defaults = DEFAULT_TENANT_SETTINGS;
   return {
+    commandsInFlight: () => unansweredCommands(redis) + (reads === redis ? 0 : unansweredCommands(reads)),
     sessions: new RedisSessionStore(redis, { defaults, schedule, reads }),
     settings: new RedisTenantSettingsStore(redis, { defaults, schedule }),
     schedule,

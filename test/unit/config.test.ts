@@ -43,6 +43,8 @@ describe("Defaults come from the configuration table", () => {
       maxTtlSeconds: 2592000,
       slowOperationMs: 100,
       maxSubscriptions: 10000,
+      redisMaxInFlight: 1000,
+      tenantWritesInFlight: 256,
       subscriptionKeepAliveMs: 12000,
       tracing: undefined,
       introspection: true,

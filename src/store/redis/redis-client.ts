@@ -204,6 +204,18 @@ export function bounded<T>(redis: RedisClient, call: Promise<T>): Promise<T> {
 }
 
 /**
+ * Commands on `redis` that Redis has not answered yet: written to a connection and waiting for their reply — those
+ * that timed out on our side included, since ioredis keeps each one (and its arguments) until Redis answers or the
+ * connection drops — plus those waiting in an auto-pipeline to be written. On a Cluster, the sum over its nodes.
+ */
+export function unansweredCommands(redis: RedisClient): number {
+  if (!(redis instanceof Cluster)) return redis.commandQueue.length + redis.autoPipelineQueueSize;
+  let count = redis.autoPipelineQueueSize;
+  for (const node of redis.nodes()) count += node.commandQueue.length;
+  return count;
+}
+
+/**
  * Logs each cause of failing connections once: the first failed attempt, then each change of cause (a wrong
  * password fixed but the certificate still untrusted, say), and again after the connections were ready in between.
  * ioredis reports every failed attempt (every second here); one line per cause is what an operator can act on. The
