@@ -49,6 +49,20 @@ export class ServiceUnavailableError extends GraphQLError {
   }
 }
 
+/** A merge would leave an object field with more than MAX_OBJECT_KEYS top-level keys; nothing was written. */
+export class TooManyKeysError extends BadUserInputError {
+  constructor(
+    field: "conversationState" | "userPreferences",
+    readonly keys: number,
+    readonly maxKeys: number,
+  ) {
+    super(
+      `input.${field}`,
+      `the merge would leave ${keys} top-level keys, over the limit of ${maxKeys}; store the field whole to shrink it`,
+    );
+  }
+}
+
 /** The context after the write would be larger than MAX_CONTEXT_BYTES; nothing was written. */
 export class ContextTooLargeError extends BadUserInputError {
   constructor(

@@ -8,6 +8,37 @@ import { BadUserInputError } from "../errors/errors";
 export const MAX_JSON_DEPTH = 128;
 
 /**
+ * Most top-level keys `conversationState` or `userPreferences` may have, in a write and after a merge. Redis runs
+ * one script at a time, and a merge's Redis time grows with the keys it merges on both sides: with at most this
+ * many, no merge holds Redis for long (README, "Overload and noisy neighbours").
+ */
+export const MAX_OBJECT_KEYS = 500;
+
+/**
+ * Most entries `interruptedQueries` or `recentInteractions` may have in one write (a tenant's cap, up to 10,000, is
+ * reached over several writes). Dropping the oldest entries beyond the cap costs Redis time per entry dropped: with
+ * at most this many in a write, no write drops more.
+ */
+export const MAX_LIST_ENTRIES = 1000;
+
+/** Refuses a list with more than MAX_LIST_ENTRIES entries, before any other work. */
+export function assertListEntries(value: readonly unknown[] | null | undefined, field: string): void {
+  if (value && value.length > MAX_LIST_ENTRIES) {
+    throw new BadUserInputError(field, `has more than ${MAX_LIST_ENTRIES} entries (a write may add at most that many)`);
+  }
+}
+
+/** Refuses an object with more than MAX_OBJECT_KEYS top-level keys, before any other work. */
+export function assertObjectKeys(value: unknown, field: string): void {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return;
+  let keys = 0;
+  for (const key in value) if (Object.hasOwn(value, key) && ++keys > MAX_OBJECT_KEYS) break;
+  if (keys > MAX_OBJECT_KEYS) {
+    throw new BadUserInputError(field, `has more than ${MAX_OBJECT_KEYS} top-level keys`);
+  }
+}
+
+/**
  * Checks a JSON value a client sent for a context field before anything else looks at it: nested at most
  * MAX_JSON_DEPTH levels, and every number one JSON can carry back exactly (1e400 arrives as Infinity, which
  * JSON.stringify would store as null). Throws BAD_USER_INPUT naming `field`. Walks the value with its own stack,

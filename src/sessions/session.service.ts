@@ -5,7 +5,7 @@ import type { SessionContextVersionConnection } from "../history/session-context
 import { VersionNotKeptError } from "../history/version-not-kept.error";
 import { sessionKey } from "../store/keys";
 import { assertValidId } from "./ids";
-import { assertStorableJson } from "./json-limits";
+import { assertListEntries, assertObjectKeys, assertStorableJson } from "./json-limits";
 import type { SessionContextInput } from "./session-context.input";
 import { primeSession } from "./session-loader";
 import type { Actor, SessionRecord, SessionWrite, WriteLimits } from "./session-record";
@@ -150,6 +150,10 @@ export class SessionService {
     if (expectedVersion !== undefined && expectedVersion !== null && expectedVersion < 0) {
       throw new BadUserInputError("input.expectedVersion", "must be 0 or more");
     }
+    assertObjectKeys(input.conversationState, "input.conversationState");
+    assertListEntries(input.interruptedQueries, "input.interruptedQueries");
+    assertListEntries(input.recentInteractions, "input.recentInteractions");
+    assertObjectKeys(input.userPreferences, "input.userPreferences");
     assertStorableJson(input.conversationState, "input.conversationState");
     input.recentInteractions?.forEach((item, i) => assertStorableJson(item, `input.recentInteractions.${i}`));
     assertStorableJson(input.userPreferences, "input.userPreferences");

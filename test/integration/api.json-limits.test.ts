@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import { MAX_JSON_DEPTH } from "../../src/sessions/json-limits";
+import { MAX_JSON_DEPTH, MAX_LIST_ENTRIES, MAX_OBJECT_KEYS } from "../../src/sessions/json-limits";
 import { MERGE, READ, STORE } from "../helpers/api";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
 import {
@@ -15,6 +15,11 @@ import {
  * hold — is refused like any other bad input: BAD_USER_INPUT naming the field, checked before any work, nothing
  * written. Whatever fits the limits round-trips exactly. On Redis and on the embedded store alike.
  */
+
+/** An object of `n` keys. */
+function keys(n: number): Record<string, number> {
+  return Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i]));
+}
 
 /** JSON text of `levels` nested objects, `{"a":{"a":…{"leaf":true}}}`: made as text, for JSON.stringify itself overflows. */
 function nestedObjects(levels: number): string {
@@ -79,6 +84,45 @@ describe.each([
     }
     expect(await read(tenant)).toBeNull();
   });
+
+  it.each([
+    [
+      "conversationState",
+      () => `{"conversationState":${JSON.stringify(keys(MAX_OBJECT_KEYS + 1))}}`,
+      "input.conversationState",
+      "500 top-level keys",
+    ],
+    [
+      "userPreferences",
+      () => `{"userPreferences":${JSON.stringify(keys(MAX_OBJECT_KEYS + 1))}}`,
+      "input.userPreferences",
+      "500 top-level keys",
+    ],
+    [
+      "interruptedQueries",
+      () => `{"interruptedQueries":${JSON.stringify(Array.from({ length: MAX_LIST_ENTRIES + 1 }, () => "q"))}}`,
+      "input.interruptedQueries",
+      "1000 entries",
+    ],
+    [
+      "recentInteractions",
+      () => `{"recentInteractions":${JSON.stringify(Array.from({ length: MAX_LIST_ENTRIES + 1 }, () => ({})))}}`,
+      "input.recentInteractions",
+      "1000 entries",
+    ],
+  ])(
+    "refuses %s over its size in keys or entries (the write's Redis time), naming it, and writes nothing",
+    async (_field, fieldsJson, field, limit) => {
+      const tenant = freshTenant();
+      for (const query of [STORE, MERGE]) {
+        const response = await write(tenant, query, fieldsJson());
+
+        expect(errorsOf(response)).toEqual([["BAD_USER_INPUT", field]]);
+        expect(response.body.errors?.[0].message).toContain(limit);
+      }
+      expect(await read(tenant)).toBeNull();
+    },
+  );
 
   it("keeps a context nested exactly as deep as the limit, exactly", async () => {
     const tenant = freshTenant();

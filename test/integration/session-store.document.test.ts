@@ -24,7 +24,7 @@ import {
  */
 
 const ref: SessionRef = { userId: "user-1", sessionId: "session-1" };
-const TRAILER = /,"spans":\[(\d+),(\d+),(\d+),(\d+),(\d+)\]\}$/;
+const TRAILER = /,"spans":\[(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\]\}$/;
 
 /** The document as the write script wrote it before the trailer: JSON.stringify of the header and the four fields. */
 function oldLayout(doc: SessionDocument): string {
@@ -101,7 +101,7 @@ describe.each([
       for (const [mode, patch, on] of steps) {
         const record = await on[mode](tenant, ref, patch, LIMITS);
         const document = await raw(tenant);
-        const spans = TRAILER.exec(document)!.slice(1).map(Number);
+        const spans = TRAILER.exec(document)!.slice(1, 6).map(Number);
         const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value), "utf8");
         expect(spans).toEqual([
           bytes(record.conversationState),
@@ -174,6 +174,28 @@ describe.each([
       ["byte lengths of other fields", `${current.slice(0, spansAt)},"spans":[2,2,0,2,0]}`],
       ["lengths past the end", `${current.slice(0, spansAt)},"spans":[99999999,1,1,1,1]}`],
       ["a short trailer", `${current.slice(0, spansAt)},"spans":[1,2]}`],
+      [
+        "an entry index that does not line up with the objects",
+        `${current.slice(0, current.lastIndexOf(',"entries":'))},"entries":"9,9;3,1","spans":[${TRAILER.exec(current)!
+          .slice(1, 6)
+          .join(",")},7]}`,
+      ],
+      [
+        "an entry index of the right total length, split wrongly",
+        (() => {
+          const entriesAt = current.lastIndexOf(',"entries":"') + ',"entries":"'.length;
+          const [state, preferences] = current.slice(entriesAt, current.indexOf('"', entriesAt)).split(";");
+          const lengths = state.split(",").map(Number);
+          // The first key one byte longer, its value one byte shorter: the same total.
+          const wrong = [lengths[0] + 1, lengths[1] - 1, ...lengths.slice(2)].join(",");
+          const index = `${wrong};${preferences}`;
+          return `${current.slice(0, entriesAt - ',"entries":"'.length)},"entries":"${index}","spans":[${TRAILER.exec(
+            current,
+          )!
+            .slice(1, 6)
+            .join(",")},${index.length}]}`;
+        })(),
+      ],
     ])("%s", async (_case, document) => {
       const tenant = freshTenant();
       await put(tenant, document);

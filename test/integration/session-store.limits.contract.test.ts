@@ -1,4 +1,5 @@
-import { ConflictError, ContextTooLargeError } from "../../src/errors/errors";
+import { ConflictError, ContextTooLargeError, TooManyKeysError } from "../../src/errors/errors";
+import { MAX_OBJECT_KEYS } from "../../src/sessions/json-limits";
 import type { ContextFields, SessionRecord, SessionWrite, WriteLimits } from "../../src/sessions/session-record";
 import type { SessionStore } from "../../src/sessions/session-store";
 import { sessionKey } from "../../src/store/keys";
@@ -249,6 +250,28 @@ describe.each(STORES)("%s", (_name, start) => {
       expect(record.version).toBe(2);
       expect(contextOf(record)).toEqual(result);
       expect(contextBytes(record)).toBe(1024);
+    });
+  });
+
+  describe("MAX_OBJECT_KEYS: a merge that would leave an object field over the key limit is refused, nothing written", () => {
+    const keys = (n: number, prefix: string) =>
+      Object.fromEntries(Array.from({ length: n }, (_, i) => [`${prefix}${i}`, i]));
+
+    it.each(["conversationState", "userPreferences"] as const)("%s", async (field) => {
+      const tenant = freshTenant();
+      const before = await store.store(tenant, ref, { [field]: keys(MAX_OBJECT_KEYS - 1, "a") }, LIMITS);
+
+      // One more key is the limit exactly; replacing keys that are there adds none.
+      const atLimit = await store.merge(tenant, ref, { [field]: { ...keys(10, "a"), last: true } }, LIMITS);
+      expect(Object.keys(atLimit[field])).toHaveLength(MAX_OBJECT_KEYS);
+      const attempt = store.merge(tenant, ref, { [field]: { over: true } }, LIMITS);
+
+      await expect(attempt).rejects.toBeInstanceOf(TooManyKeysError);
+      await expect(attempt).rejects.toMatchObject({ field: `input.${field}`, keys: MAX_OBJECT_KEYS + 1 });
+      expect((await read(tenant))?.version).toBe(before.version + 1);
+      // A store replaces the field whole: that is how it shrinks.
+      const stored = await store.store(tenant, ref, { [field]: { small: true } }, LIMITS);
+      expect(stored[field]).toEqual({ small: true });
     });
   });
 

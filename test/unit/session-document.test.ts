@@ -19,19 +19,29 @@ const doc: SessionDocument = {
   userPreferences: { spans: [1, 2, 3, 4, 5] },
 };
 
-describe("encodeDocument: JSON.stringify's text of the document, then the spans trailer", () => {
-  it("writes the header and the four fields in order, then their UTF-8 byte lengths and the lists' counts", () => {
+describe("encodeDocument: JSON.stringify's text of the document, then the entry index and the spans trailer", () => {
+  it("writes the header and the four fields in order, each object's entry index, then the fields' UTF-8 byte lengths, the lists' counts and the index's length", () => {
     const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value), "utf8");
+    const index = (object: object) => Object.entries(object).flatMap(([key, value]) => [bytes(key), bytes(value)]);
+    const entries = `${index(doc.conversationState).join(",")};${index(doc.userPreferences).join(",")}`;
 
     const text = encodeDocument(doc);
 
     expect(text).toBe(
       JSON.stringify({
         ...doc,
-        spans: [bytes(doc.conversationState), bytes(doc.interruptedQueries), 3, bytes(doc.recentInteractions), 2],
+        entries,
+        spans: [
+          bytes(doc.conversationState),
+          bytes(doc.interruptedQueries),
+          3,
+          bytes(doc.recentInteractions),
+          2,
+          entries.length,
+        ],
       }),
     );
-    expect(text).toMatch(/,"spans":\[\d+,\d+,3,\d+,2\]\}$/);
+    expect(text).toMatch(/,"spans":\[\d+,\d+,3,\d+,2,\d+\]\}$/);
   });
 });
 
@@ -40,6 +50,7 @@ describe("Readers ignore the trailer", () => {
     const record = toRecord("t", { userId: "u", sessionId: "s" }, decodeDocument(encodeDocument(doc)));
 
     expect(record).not.toHaveProperty("spans");
+    expect(record).not.toHaveProperty("entries");
     expect(record).toMatchObject({
       version: 3,
       conversationState: doc.conversationState,

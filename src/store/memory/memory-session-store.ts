@@ -1,4 +1,5 @@
-import { ConflictError, ContextTooLargeError } from "../../errors/errors";
+import { ConflictError, ContextTooLargeError, TooManyKeysError } from "../../errors/errors";
+import { MAX_OBJECT_KEYS } from "../../sessions/json-limits";
 import {
   decodeHistoryEntry,
   historyPage,
@@ -239,6 +240,12 @@ export class MemorySessionStore implements SessionStore {
       throw new ConflictError(write.expectedVersion, version);
     }
     const fields = nextFields(old, tenant);
+    if (operation === "MERGE") {
+      for (const field of ["conversationState", "userPreferences"] as const) {
+        const keys = Object.keys(fields[field]).length;
+        if (keys > MAX_OBJECT_KEYS) throw new TooManyKeysError(field, keys, MAX_OBJECT_KEYS);
+      }
+    }
     const bytes = contextBytes(fields);
     if (bytes > limits.maxContextBytes) throw new ContextTooLargeError(bytes, limits.maxContextBytes);
 

@@ -11,6 +11,8 @@ export enum WriteSessionStatus {
   Conflict = "CONFLICT",
   /** The context would exceed the limit: the second element is its fields' byte count. Nothing written. */
   TooLarge = "TOO_LARGE",
+  /** A merge would leave an object field over MAX_OBJECT_KEYS keys: the second element names it, the third counts. */
+  TooManyKeys = "TOO_MANY_KEYS",
 }
 
 /**
@@ -36,7 +38,7 @@ export enum LeaseRelease {
   Released = 1,
 }
 
-/** write-session-7.lua's reply; the last two elements come only with `Written`. */
+/** write-session-7.lua's reply; the last two elements come only with `Written` (with `TooManyKeys` the third is the count). */
 export type WriteSessionReply = [
   status: WriteSessionStatus,
   value: string,

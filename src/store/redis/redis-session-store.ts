@@ -1,5 +1,6 @@
 import type { CleanupSchedule } from "../../cleanup/cleanup-schedule";
-import { ConflictError, ContextTooLargeError } from "../../errors/errors";
+import { ConflictError, ContextTooLargeError, TooManyKeysError } from "../../errors/errors";
+import { MAX_OBJECT_KEYS } from "../../sessions/json-limits";
 import {
   SYSTEM_ACTOR,
   type SessionRecord,
@@ -29,7 +30,13 @@ import {
   userIndexKey,
 } from "../keys";
 import { pageAfter } from "../session-page";
-import { CONTEXT_JSON_OVERHEAD, decodeDocument, toRecord, toRecordParsingContextLazily } from "../session-document";
+import {
+  CONTEXT_JSON_OVERHEAD,
+  decodeDocument,
+  indexedObject,
+  toRecord,
+  toRecordParsingContextLazily,
+} from "../session-document";
 import { ping, type RedisClient } from "./redis-client";
 import { readKeys, retryWhileMigrating } from "./redis-migrating";
 import { toStoreError } from "./redis-errors";
@@ -282,6 +289,8 @@ export class RedisSessionStore implements SessionStore {
     const interrupted = write.interruptedQueries ?? fallback?.list;
     const recent = write.recentInteractions ?? fallback?.list;
     const json = (value: unknown) => (value === undefined ? "" : JSON.stringify(value));
+    const state = indexedObject(write.conversationState ?? fallback?.object);
+    const preferences = indexedObject(write.userPreferences ?? fallback?.object);
 
     const [status, value, firstCleanup, interval] = await retryWhileMigrating(() =>
       this.redis.writeSession(
@@ -293,12 +302,12 @@ export class RedisSessionStore implements SessionStore {
         userExpiryKey(tenantId, ref.userId),
         historyKey(tenantId, ref.userId, ref.sessionId),
         mode,
-        json(write.conversationState ?? fallback?.object),
+        state.text,
         json(interrupted),
         String(interrupted?.length ?? 0),
         json(recent),
         String(recent?.length ?? 0),
-        json(write.userPreferences ?? fallback?.object),
+        preferences.text,
         String(write.ttlSeconds ?? 0),
         String(this.defaults.defaultTtlSeconds),
         String(write.expectedVersion ?? -1),
@@ -311,6 +320,9 @@ export class RedisSessionStore implements SessionStore {
         String(this.defaults.historyDepth),
         restoreChange,
         changeChannel(tenantId, ref.userId),
+        state.index,
+        preferences.index,
+        String(MAX_OBJECT_KEYS),
       ),
     ).catch(toStoreError("write"));
 
@@ -325,6 +337,12 @@ export class RedisSessionStore implements SessionStore {
         throw new ConflictError(write.expectedVersion ?? -1, Number(value));
       case WriteSessionStatus.TooLarge:
         throw new ContextTooLargeError(Number(value) + CONTEXT_JSON_OVERHEAD, limits.maxContextBytes);
+      case WriteSessionStatus.TooManyKeys:
+        throw new TooManyKeysError(
+          value as "conversationState" | "userPreferences",
+          Number(firstCleanup),
+          MAX_OBJECT_KEYS,
+        );
       default:
         throw new Error(`write-session script answered ${String(status)}`);
     }

@@ -29,6 +29,9 @@
   ARGV[17]  historyDepth, when the tenant has not set it: versions kept in the log (0: no log)
   ARGV[18]  the log entry's change for a restore (`{"restoredVersion":n}`); "" otherwise
   ARGV[19]  the user's change channel (keys.ts changeChannel): the write is announced there with SPUBLISH
+  ARGV[20]  the entry index of ARGV[2]: `keyBytes,valueBytes,…` of each top-level entry in order ("" for none)
+  ARGV[21]  the entry index of ARGV[7], the same way
+  ARGV[22]  the most top-level keys an object field may have after a merge (MAX_OBJECT_KEYS)
 
   Returns  {"OK", document, scheduleNeeded, cleanupIntervalSeconds}
                                        the new document, also written with SET … EX ttl; scheduleNeeded is "1"
@@ -36,6 +39,8 @@
                                        the cross-tenant schedule key, which lives in another slot)
            {"CONFLICT", storedVersion} expectedVersion differed; nothing written (no log entry either)
            {"TOO_LARGE", fieldBytes}   the context would exceed the limit; nothing written
+           {"TOO_MANY_KEYS", field, n} a merge would leave the object field `field` with n > ARGV[22] top-level keys;
+                                       nothing written
            (the caller names these replies in redis-scripts.ts: WriteSessionStatus, FirstCleanup)
 
   The announcement (src/live/session-change.ts, the wire format) is `U`, the index member, the operation, the
@@ -57,9 +62,20 @@
   are trusted only when the separators sit exactly where they say; otherwise, and for documents written before
   the trailer existed (they end in }}, never ]}), the scanner finds the fields as it always did. A script without
   this code still reads a document with the trailer: it scans up to userPreferences and never looks further.
+
+  Why the "entries" index: Redis runs one script at a time, so a write's Redis time is every tenant's latency. A
+  merge of an object needs its top-level entries, and finding them by scanning costs time per key and per bracket
+  and quote inside the values (8,000 keys: ~21 ms; one value of 60,000 empty objects: tens of ms). So the document
+  also carries, before the spans, `"entries":"<conversationState index>;<userPreferences index>"`: for each
+  top-level entry in order, the byte lengths of its key text and value text (`k,v,k,v,…`); the spans then end
+  with a sixth number, the byte length of that index. The patch comes with its index too (ARGV[20], ARGV[21],
+  made by the caller as it serializes), and an object field holds at most ARGV[22] keys, so a merge slices at
+  most that many entries on each side and never scans a value. An index whose lengths do not add up to its
+  field's length is not trusted (the field is scanned, once). Documents with five spans have no index: their
+  objects are scanned on their next merge, which writes one.
 ]]
 
-local QUOTE, BACKSLASH, LBRACE, RBRACE, LBRACKET, RBRACKET = 34, 92, 123, 125, 91, 93
+local QUOTE, BACKSLASH, LBRACE, RBRACE, LBRACKET, RBRACKET, COLON, COMMA = 34, 92, 123, 125, 91, 93, 58, 44
 local sub, byte, find = string.sub, string.byte, string.find
 
 -- Index of the closing quote of the JSON string that opens at i.
@@ -113,21 +129,83 @@ local function object_entries(s)
   end
 end
 
+-- The same from an entry index (`k,v,k,v,…`: byte lengths of each key text and value text), without looking at
+-- the values; nil when the index does not add up to the object's length.
+local function indexed_entries(s, index)
+  local keys, values = {}, {}
+  if index == '' then
+    if s == '{}' then return keys, values end
+    return nil
+  end
+  local p = 2
+  for kl, vl in string.gmatch(index, '(%d+),(%d+)') do
+    kl, vl = tonumber(kl), tonumber(vl)
+    local after = byte(s, p + kl + vl + 1)
+    -- Each entry where the index puts it: "key":value followed by , or } (a wrong index is not followed).
+    if byte(s, p) ~= QUOTE or byte(s, p + kl - 1) ~= QUOTE or byte(s, p + kl) ~= COLON
+      or (after ~= COMMA and after ~= RBRACE) then
+      return nil
+    end
+    keys[#keys + 1] = sub(s, p, p + kl - 1)
+    values[#values + 1] = sub(s, p + kl + 1, p + kl + vl)
+    p = p + kl + vl + 2
+  end
+  if p - 1 ~= #s then return nil end
+  return keys, values
+end
+
+-- Whether `index` puts every entry of the object text `s` where it is (the checks of indexed_entries, no copies):
+-- an index carried over for a field the write leaves as it is.
+local function index_fits(s, index)
+  if index == '' then return s == '{}' end
+  local p = 2
+  for kl, vl in string.gmatch(index, '(%d+),(%d+)') do
+    kl, vl = tonumber(kl), tonumber(vl)
+    local after = byte(s, p + kl + vl + 1)
+    if byte(s, p) ~= QUOTE or byte(s, p + kl - 1) ~= QUOTE or byte(s, p + kl) ~= COLON
+      or (after ~= COMMA and after ~= RBRACE) then
+      return false
+    end
+    p = p + kl + vl + 2
+  end
+  return p - 1 == #s
+end
+
+-- Entries of an object field, by its index when it has a good one, else by scanning.
+local function entries_of(s, index)
+  local keys, values
+  if index then keys, values = indexed_entries(s, index) end
+  if not keys then keys, values = object_entries(s) end
+  return keys, values
+end
+
+-- The entry index of entries given as key and value texts.
+local function index_of(keys, values)
+  local parts = {}
+  for i = 1, #keys do parts[i] = #keys[i] .. ',' .. #values[i] end
+  return table.concat(parts, ',')
+end
+
 -- Shallow merge, like {...old, ...patch} in JavaScript: old keys keep their place, new keys go last. Also returns
 -- what the merge replaced, for the change log: `[key,oldValue]` for each merged key that was there, `[key]` for each
 -- new one (history-entry.ts, ObjectUndo).
-local function merge_objects(old, patch)
-  if patch == '{}' then return old, '[]' end
-  local patch_keys, patch_values = object_entries(patch)
+-- Takes and returns each object with its entry index (nil: unknown, found by scanning); the last result is the
+-- merged object's number of keys.
+local function merge_objects(old, old_index, patch, patch_index)
+  local patch_keys, patch_values = entries_of(patch, patch_index)
   local undo = {}
+  if #patch_keys == 0 then
+    local old_keys, old_values = entries_of(old, old_index)
+    return old, '[]', index_of(old_keys, old_values), #old_keys
+  end
   if old == '{}' then
     for i = 1, #patch_keys do undo[i] = '[' .. patch_keys[i] .. ']' end
-    return patch, '[' .. table.concat(undo, ',') .. ']'
+    return patch, '[' .. table.concat(undo, ',') .. ']', index_of(patch_keys, patch_values), #patch_keys
   end
   local pending = {}
   for i = 1, #patch_keys do pending[patch_keys[i]] = patch_values[i] end
-  local old_keys, old_values = object_entries(old)
-  local parts = {}
+  local old_keys, old_values = entries_of(old, old_index)
+  local parts, index = {}, {}
   for i = 1, #old_keys do
     local k = old_keys[i]
     local v = pending[k]
@@ -138,15 +216,18 @@ local function merge_objects(old, patch)
       v = old_values[i]
     end
     parts[#parts + 1] = k .. ':' .. v
+    index[#index + 1] = #k .. ',' .. #v
   end
   for i = 1, #patch_keys do
     local k = patch_keys[i]
     if pending[k] then
       parts[#parts + 1] = k .. ':' .. pending[k]
+      index[#index + 1] = #k .. ',' .. #pending[k]
       undo[#undo + 1] = '[' .. k .. ']'
     end
   end
-  return '{' .. table.concat(parts, ',') .. '}', '[' .. table.concat(undo, ',') .. ']'
+  return '{' .. table.concat(parts, ',') .. '}', '[' .. table.concat(undo, ',') .. ']', table.concat(index, ','),
+    #parts
 end
 
 -- Number of elements of a JSON array text.
@@ -190,26 +271,37 @@ local SEP_IQ, SEP_RI, SEP_UP = ',"interruptedQueries":', ',"recentInteractions":
 
 -- The four context fields of `doc`, whose conversationState starts at p, sliced at the offsets its spans trailer
 -- gives, with the two lists' counts; nil when there is no trailer or anything does not line up.
+local ENTRIES = ',"entries":"'
+
 local function fields_by_spans(doc, p)
-  -- The trailer is at most a few dozen bytes: look only at the end (a pattern is tried at every start position).
-  local t, cs_len, iq_len, iq_n, ri_len, ri_n =
-    string.match(doc, '(),"spans":%[(%d+),(%d+),(%d+),(%d+),(%d+)%]}$', -128)
+  -- The spans are at most a few dozen bytes: look only at the end (a pattern is tried at every start position).
+  local t, cs_len, iq_len, iq_n, ri_len, ri_n, e_len =
+    string.match(doc, '(),"spans":%[(%d+),(%d+),(%d+),(%d+),(%d+),?(%d*)%]}$', -140)
   if not t then return nil end
+  -- userPreferences ends right before the entry index, or before the spans when there is none.
+  local up_end, cs_index, up_index = t - 1, nil, nil
+  if e_len ~= '' then
+    local e_at = t - tonumber(e_len) - 1
+    if sub(doc, e_at - #ENTRIES, e_at - 1) ~= ENTRIES or byte(doc, t - 1) ~= QUOTE then return nil end
+    cs_index, up_index = string.match(sub(doc, e_at, t - 2), '^([%d,]*);([%d,]*)$')
+    if not cs_index then return nil end
+    up_end = e_at - #ENTRIES - 1
+  end
   local iq_at = p + tonumber(cs_len) + #SEP_IQ
   local ri_at = iq_at + tonumber(iq_len) + #SEP_RI
   local up_at = ri_at + tonumber(ri_len) + #SEP_UP
-  if up_at >= t
+  if up_at > up_end
     or sub(doc, iq_at - #SEP_IQ, iq_at - 1) ~= SEP_IQ
     or sub(doc, ri_at - #SEP_RI, ri_at - 1) ~= SEP_RI
     or sub(doc, up_at - #SEP_UP, up_at - 1) ~= SEP_UP
     or byte(doc, p) ~= LBRACE or byte(doc, iq_at - #SEP_IQ - 1) ~= RBRACE
     or byte(doc, iq_at) ~= LBRACKET or byte(doc, ri_at - #SEP_RI - 1) ~= RBRACKET
     or byte(doc, ri_at) ~= LBRACKET or byte(doc, up_at - #SEP_UP - 1) ~= RBRACKET
-    or byte(doc, up_at) ~= LBRACE or byte(doc, t - 1) ~= RBRACE then
+    or byte(doc, up_at) ~= LBRACE or byte(doc, up_end) ~= RBRACE then
     return nil
   end
   return sub(doc, p, iq_at - #SEP_IQ - 1), sub(doc, iq_at, ri_at - #SEP_RI - 1), tonumber(iq_n),
-    sub(doc, ri_at, up_at - #SEP_UP - 1), tonumber(ri_n), sub(doc, up_at, t - 1)
+    sub(doc, ri_at, up_at - #SEP_UP - 1), tonumber(ri_n), sub(doc, up_at, up_end), cs_index, up_index
 end
 
 -- The same by scanning every value: documents without a (consistent) trailer.
@@ -247,6 +339,7 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local version, stored_at, old_ttl = 0, now, nil
 local cs, iq, ri, up = '{}', '[]', '[]', '{}'
 local iq_count, ri_count = 0, 0
+local cs_index, up_index = '', '' -- nil: not known (a document without the entry index)
 
 local current = redis.call('GET', key)
 if current then
@@ -256,8 +349,11 @@ if current then
   version, stored_at, old_ttl = tonumber(v), tonumber(s), tonumber(t)
   -- A merge needs the stored fields; a logged store or restore records them as what it replaced.
   if mode == 'merge' or history_depth > 0 then
-    cs, iq, iq_count, ri, ri_count, up = fields_by_spans(current, p)
-    if not cs then cs, iq, iq_count, ri, ri_count, up = fields_by_scanning(current, p) end
+    cs, iq, iq_count, ri, ri_count, up, cs_index, up_index = fields_by_spans(current, p)
+    if not cs then
+      cs, iq, iq_count, ri, ri_count, up = fields_by_scanning(current, p)
+      cs_index, up_index = nil, nil
+    end
   end
 end
 
@@ -269,9 +365,11 @@ end
 local change, undo
 if mode == 'merge' then
   local given, replaced = {}, {}
-  local field_undo
+  local field_undo, keys
+  local max_keys = tonumber(ARGV[22])
   if ARGV[2] ~= '' then
-    cs, field_undo = merge_objects(cs, ARGV[2])
+    cs, field_undo, cs_index, keys = merge_objects(cs, cs_index, ARGV[2], ARGV[20])
+    if keys > max_keys then return {'TOO_MANY_KEYS', 'conversationState', tostring(keys)} end
     given[#given + 1] = '"conversationState":' .. ARGV[2]
     replaced[#replaced + 1] = '"conversationState":' .. field_undo
   end
@@ -286,7 +384,8 @@ if mode == 'merge' then
     replaced[#replaced + 1] = '"recentInteractions":' .. field_undo
   end
   if ARGV[7] ~= '' then
-    up, field_undo = merge_objects(up, ARGV[7])
+    up, field_undo, up_index, keys = merge_objects(up, up_index, ARGV[7], ARGV[21])
+    if keys > max_keys then return {'TOO_MANY_KEYS', 'userPreferences', tostring(keys)} end
     given[#given + 1] = '"userPreferences":' .. ARGV[7]
     replaced[#replaced + 1] = '"userPreferences":' .. field_undo
   end
@@ -306,11 +405,16 @@ else
       .. ',"recentInteractions":' .. ARGV[5] .. ',"userPreferences":' .. ARGV[7] .. '}'
   end
   cs, up = ARGV[2], ARGV[7]
+  cs_index, up_index = ARGV[20], ARGV[21]
   iq_count = tonumber(ARGV[4])
   iq, iq_count = newest(ARGV[3], iq_count, max_interrupted), math.min(iq_count, max_interrupted)
   ri_count = tonumber(ARGV[6])
   ri, ri_count = newest(ARGV[5], ri_count, max_recent), math.min(ri_count, max_recent)
 end
+
+-- A field this write left as it was: its index as it was if that fits, else (a document without one) found once.
+if not (cs_index and index_fits(cs, cs_index)) then cs_index = index_of(object_entries(cs)) end
+if not (up_index and index_fits(up, up_index)) then up_index = index_of(object_entries(up)) end
 
 local field_bytes = #cs + #iq + #ri + #up
 if field_bytes > tonumber(ARGV[11]) then
@@ -324,7 +428,9 @@ local document = string.format('{"version":%d,"storedAt":%.0f,"lastUpdated":%.0f
   .. ',"interruptedQueries":' .. iq
   .. ',"recentInteractions":' .. ri
   .. ',"userPreferences":' .. up
-  .. string.format(',"spans":[%d,%d,%d,%d,%d]}', #cs, #iq, iq_count, #ri, ri_count)
+  .. ENTRIES .. cs_index .. ';' .. up_index .. '"'
+  .. string.format(',"spans":[%d,%d,%d,%d,%d,%d]}', #cs, #iq, iq_count, #ri, ri_count,
+    #cs_index + 1 + #up_index)
 redis.call('SET', key, document, 'EX', ttl)
 local expires_at = now + ttl * 1000
 redis.call('ZADD', KEYS[3], now, member)
