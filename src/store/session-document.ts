@@ -46,18 +46,55 @@ function contextOnly(fields: ContextFields): ContextFields {
 export function encodeDocument(doc: SessionDocument): string {
   // Property order is the layout the write script matches and writes; keep it in step with write-session-7.lua.
   // Byte for byte what JSON.stringify of the whole object gives, plus the spans trailer that needs each part's length.
-  const cs = JSON.stringify(doc.conversationState);
-  const iq = JSON.stringify(doc.interruptedQueries);
-  const ri = JSON.stringify(doc.recentInteractions);
-  const up = JSON.stringify(doc.userPreferences);
+  return encodeDocumentText(doc, {
+    conversationState: JSON.stringify(doc.conversationState),
+    interruptedQueries: JSON.stringify(doc.interruptedQueries),
+    interruptedCount: doc.interruptedQueries.length,
+    recentInteractions: JSON.stringify(doc.recentInteractions),
+    recentCount: doc.recentInteractions.length,
+    userPreferences: JSON.stringify(doc.userPreferences),
+  });
+}
+
+/** The four context fields as canonical JSON texts (what JSON.stringify writes), with the two lists' lengths. */
+export interface ContextTexts {
+  readonly conversationState: string;
+  readonly interruptedQueries: string;
+  readonly interruptedCount: number;
+  readonly recentInteractions: string;
+  readonly recentCount: number;
+  readonly userPreferences: string;
+}
+
+/**
+ * The document from its header and the context fields' texts, for writers that hold the texts rather than values
+ * (the data tool keeps a field's key order and numbers exactly as they came). The texts must be canonical
+ * (JSON.stringify's output: no white space, its escapes): the write script compares and splices them as text.
+ */
+export function encodeDocumentText(
+  header: Pick<SessionDocument, "version" | "storedAt" | "lastUpdated" | "ttlSeconds">,
+  texts: ContextTexts,
+): string {
+  const { conversationState: cs, interruptedQueries: iq, recentInteractions: ri, userPreferences: up } = texts;
   const bytes = (text: string) => Buffer.byteLength(text, "utf8"); // what Lua's # counts
-  const spans = [bytes(cs), bytes(iq), doc.interruptedQueries.length, bytes(ri), doc.recentInteractions.length];
+  const spans = [bytes(cs), bytes(iq), texts.interruptedCount, bytes(ri), texts.recentCount];
   return (
-    `{"version":${doc.version},"storedAt":${doc.storedAt},"lastUpdated":${doc.lastUpdated},` +
-    `"ttlSeconds":${doc.ttlSeconds},"conversationState":${cs},"interruptedQueries":${iq},` +
+    `{"version":${header.version},"storedAt":${header.storedAt},"lastUpdated":${header.lastUpdated},` +
+    `"ttlSeconds":${header.ttlSeconds},"conversationState":${cs},"interruptedQueries":${iq},` +
     `"recentInteractions":${ri},"userPreferences":${up},"spans":[${spans.join(",")}]}`
   );
 }
+
+/**
+ * A document without its spans trailer: `{"version":…,"userPreferences":{…}}`, the part that is the session's
+ * data (the trailer only describes it). Documents written before the trailer existed come back as they are.
+ */
+export function withoutSpans(document: string): string {
+  const trailer = SPANS_TRAILER.exec(document);
+  return trailer === null ? document : `${document.slice(0, trailer.index)}}`;
+}
+
+const SPANS_TRAILER = /,"spans":\[\d+,\d+,\d+,\d+,\d+\]\}$/;
 
 export function decodeDocument(text: string): SessionDocument {
   return JSON.parse(text) as SessionDocument;
