@@ -76,14 +76,14 @@ export interface LegacyOptions extends ImportLimits {
 
 /**
  * Converts one legacy key and value into a session of this service, or throws InputProblem with the reason it
- * cannot be moved. The context fields keep their text exactly (key order, numbers, unicode; only made canonical);
+ * cannot be moved; undefined for a document of this service's own layout, which the pattern matches too. The context fields keep their text exactly (key order, numbers, unicode; only made canonical);
  * missing fields are empty, missing times are taken from each other or else the time of the move (noted); the
  * version is 1 and there is no change log (the legacy service kept none).
  */
-export function convertLegacy(source: LegacySource, options: LegacyOptions): LegacyConversion {
+export function convertLegacy(source: LegacySource, options: LegacyOptions): LegacyConversion | undefined {
   const notes: string[] = [];
-  if (source.value.startsWith('{"version":'))
-    throw new InputProblem("holds a document of this service's own layout, not a legacy context");
+  // A session this service wrote (the same Redis may hold both layouts during a move): not legacy, not a problem.
+  if (source.value.startsWith('{"version":')) return undefined;
   let parsed;
   try {
     parsed = canonicalJson(source.value, { children: true });

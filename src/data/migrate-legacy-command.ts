@@ -34,6 +34,8 @@ export interface MigrateCounts {
   notNewer: number;
   /** Gone (expired) between the scan and the read, or expired by the time of the write. */
   expired: number;
+  /** Keys of this service's own layout that the pattern matched (left alone). */
+  ownLayout: number;
   /** Could not be moved: in the report with the reason. */
   bad: number;
   /** Moved with something filled in or changed: in the report with a note. */
@@ -78,6 +80,7 @@ export async function runMigrateLegacy(
     kept: 0,
     notNewer: 0,
     expired: 0,
+    ownLayout: 0,
     bad: 0,
     noted: 0,
   };
@@ -152,6 +155,10 @@ async function readAndConvert(
         return;
       }
       const conversion = convertLegacy({ key, value: decode(value, "value"), pttl, now }, options.legacy);
+      if (conversion === undefined) {
+        counts.ownLayout++;
+        return;
+      }
       sessions.push(conversion.session);
       if (conversion.notes.length > 0) {
         counts.noted++;

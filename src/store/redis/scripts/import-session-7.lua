@@ -63,7 +63,8 @@ if current then
   v, l = tonumber(v), tonumber(l)
   -- Same version and the same context (everything from conversationState on, spans included): already there.
   local at = string.find(current, ',"conversationState":', 1, true)
-  if v == version and at and string.sub(current, at) == string.sub(document, string.find(document, ',"conversationState":', 1, true)) then
+  local given_at = string.find(document, ',"conversationState":', 1, true)
+  if v == version and at and string.sub(current, at) == string.sub(document, given_at) then
     return {'UNCHANGED', schedule_needed, cleanup_interval}
   end
   if mode == 'skip' then return {'EXISTS', schedule_needed, cleanup_interval} end
