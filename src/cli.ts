@@ -376,7 +376,7 @@ Examples:
               line:
                 `${n(c.keys)} keys: ${n(c.written)} ${options.dryRun ? "would be moved" : "moved"}, ${n(c.unchanged)} already there, ` +
                 `${n(c.kept)} kept (skip), ${n(c.notNewer)} not newer, ${n(c.expired)} expired, ` +
-              `${c.ownLayout > 0 ? `${n(c.ownLayout)} of this service's layout left alone, ` : ""}${n(c.bad)} could not be moved` +
+                `${c.ownLayout > 0 ? `${n(c.ownLayout)} of this service's layout left alone, ` : ""}${n(c.bad)} could not be moved` +
                 `${c.noted > 0 ? `, ${n(c.noted)} with notes` : ""}`,
               skipped: c.bad,
             }),

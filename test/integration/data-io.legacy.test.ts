@@ -58,14 +58,14 @@ async function seedLegacy(p: string) {
   const set = (key: string, value: string, ttlMs?: number) =>
     ttlMs === undefined ? admin.set(key, value) : admin.set(key, value, "PX", ttlMs);
   const full = {
-    conversation_state: { z: 1, "1": "one", pi: 0.30000000000000004, big: 12345678901234567, text: "café 😀 مرحبا" },
+    conversation_state: { z: 1, "1": "one", pi: 0.30000000000000004, big: 12345678901234568, text: "café 😀 مرحبا" },
     interrupted_queries: ["what's my balance?"],
     recent_interactions: [{ role: "user", text: "hi" }, {}],
     user_preferences: { lang: "en", empty: {}, list: [] },
     stored_at: "2026-11-30T10:20:30.123456",
     last_updated: "2026-11-30T12:20:31+02:00",
   };
-  // Python writes the integer as it is (a double cannot hold it: JavaScript's literal above is rounded already) and
+  // Python writes the integer as it is, 12345678901234567 (a double cannot hold it: the literal above is the double) and
   // keeps its dict's key order ("z" before "1", which a JavaScript object would swap).
   await set(
     `tenant:${p}-a:user:alice:session:s1`,
