@@ -75,6 +75,7 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
     },
   });
   timeRootFields(schema, metrics, deps.tracer);
+  metrics.watchStore(() => store.ping(), 1000);
   const httpServer = createHttpServer();
   const includeStacktrace = !config.production;
   const seam = new ExecutionSeam({
