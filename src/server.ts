@@ -31,6 +31,7 @@ import { Metrics } from "./metrics/metrics";
 import { buildSessionSchema } from "./schema";
 import { OperationTracing } from "./tracing/operation-tracing";
 import { MAX_SESSION_READS_PER_REQUEST } from "./sessions/session-loader";
+import { storeAnswers } from "./sessions/session-store";
 import type { Backend } from "./store/backend";
 import { SessionService } from "./sessions/session.service";
 
@@ -75,7 +76,7 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
     },
   });
   timeRootFields(schema, metrics, deps.tracer);
-  metrics.watchStore(() => store.ping(), 1000);
+  metrics.watchStore(() => storeAnswers(store, 1000));
   const httpServer = createHttpServer();
   const includeStacktrace = !config.production;
   const seam = new ExecutionSeam({
