@@ -20,6 +20,12 @@ export interface BenchSettings {
   readonly serverEntry: string;
   /** BENCH_NODE_ARGS: node flags for the server on top of those of `npm start`. */
   readonly serverNodeArgs: readonly string[];
+  /**
+   * BENCH_COMPARE_ENTRY: another build's main module (e.g. `../before/dist/main.js`): its server runs beside this
+   * one, and the merge scenario alternates between the two BENCH_COMPARE_ROUNDS times (default 3).
+   */
+  readonly compareEntry: string | undefined;
+  readonly compareRounds: number;
   /** BENCH_OUTPUT: where the result JSON is written. */
   readonly output: string;
 }
@@ -34,6 +40,8 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): BenchSetting
       .filter(Boolean),
     serverEntry: env.BENCH_SERVER_ENTRY ?? join(ROOT, "dist", "main.js"),
     serverNodeArgs: (env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean),
+    compareEntry: env.BENCH_COMPARE_ENTRY || undefined,
+    compareRounds: Number(env.BENCH_COMPARE_ROUNDS ?? 3),
     output: env.BENCH_OUTPUT ?? join(__dirname, "results", "latest.json"),
   });
 }
