@@ -127,10 +127,14 @@ export interface SentMerge {
   version: number;
 }
 
+/** Merges the sender lets wait for their answers; beyond this it skips sends (the server fell behind). */
+export const MAX_IN_FLIGHT = 256;
+
 /**
  * Merges into `sessions` (round-robin) at `perSecond` for `seconds`, sending on schedule whether or not earlier
- * merges were answered. Resolves with every answered merge; `failures` counts the others (an answer without a
- * version, a transport error).
+ * merges were answered, but with at most MAX_IN_FLIGHT unanswered: a server that cannot keep up shows as fewer
+ * merges per second (`skipped`), not as a run that lasts until a growing queue drains. Resolves with every answered
+ * merge; `failures` lists the others (an answer without a version, a transport error).
  */
 export async function sendMerges(
   port: number,
@@ -138,7 +142,7 @@ export async function sendMerges(
   body: (session: SeededSession, n: number) => string,
   perSecond: number,
   seconds: number,
-): Promise<{ merges: SentMerge[]; failures: string[] }> {
+): Promise<{ merges: SentMerge[]; failures: string[]; skipped: number }> {
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const merges: SentMerge[] = [];
   const failures: string[] = [];
@@ -190,12 +194,16 @@ export async function sendMerges(
   const started = performance.now();
   const total = Math.round(perSecond * seconds);
   let sent = 0;
-  while (sent < total) {
+  let skipped = 0;
+  while (sent + skipped < total) {
     const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * perSecond) + 1);
-    while (sent < due) send(sent++);
+    while (sent + skipped < due) {
+      if (pending.size < MAX_IN_FLIGHT) send(sent++);
+      else skipped++;
+    }
     await new Promise((resolve) => setTimeout(resolve, 2));
   }
   await Promise.all(pending);
   agent.destroy();
-  return { merges, failures };
+  return { merges, failures, skipped };
 }

@@ -49,7 +49,7 @@ export type LiveDelivery = Awaited<ReturnType<typeof measureLiveDelivery>>;
 
 /**
  * Opens LIVE_SESSIONS × SUBSCRIBERS_PER_SESSION subscribers on the server at `port`, checks that every one receives,
- * warms up, then merges at LIVE_MERGES_PER_SECOND for `seconds` and measures, for every (merge, subscriber): from the
+ * warms up, then merges at `mergesPerSecond` for `seconds` and measures, for every (merge, subscriber): from the
  * merge's answer reaching the bench to the event reaching the subscriber (negative when the event came first: the
  * write script publishes before the server answers), and from the merge's sending. CPU of the server, Redis, this
  * process and core 0 over the measured window, as in measure.ts.
@@ -61,8 +61,10 @@ export async function measureLiveDelivery(options: {
   data: DataSet;
   seconds: number;
   warmupSeconds: number;
+  /** LIVE_MERGES_PER_SECOND unless BENCH_LIVE_RATE says otherwise. */
+  mergesPerSecond: number;
 }) {
-  const { port, pid, admin, data, seconds } = options;
+  const { port, pid, admin, data, seconds, mergesPerSecond: rate } = options;
   const sessions = liveSessions(data);
   const subscribers = await openSubscribers(
     port,
@@ -70,8 +72,7 @@ export async function measureLiveDelivery(options: {
   );
   try {
     await everyoneListens(port, sessions, subscribers);
-    if (options.warmupSeconds > 0)
-      await sendMerges(port, sessions, liveMerge, LIVE_MERGES_PER_SECOND, options.warmupSeconds);
+    if (options.warmupSeconds > 0) await sendMerges(port, sessions, liveMerge, rate, options.warmupSeconds);
 
     const before = {
       server: procCpuSeconds(pid),
@@ -80,7 +81,7 @@ export async function measureLiveDelivery(options: {
       core0: coreBusySeconds(0),
       at: performance.now(),
     };
-    const { merges, failures } = await sendMerges(port, sessions, liveMerge, LIVE_MERGES_PER_SECOND, seconds);
+    const { merges, failures, skipped } = await sendMerges(port, sessions, liveMerge, rate, seconds);
     const elapsed = (performance.now() - before.at) / 1000;
     const after = {
       server: procCpuSeconds(pid),
@@ -112,8 +113,11 @@ export async function measureLiveDelivery(options: {
     return {
       sessions: sessions.length,
       subscribers: subscribers.length,
+      askedMergesPerSecond: rate,
       mergesPerSecond: Math.round(merges.length / elapsed),
       merges: merges.length,
+      /** Merges not sent because MAX_IN_FLIGHT were waiting for their answers. */
+      skippedMerges: skipped,
       mergeFailures: failures.length,
       mergeFailureExample: failures[0],
       events: {

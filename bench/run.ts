@@ -14,7 +14,8 @@
  * BENCH_SCENARIOS (comma-separated names: a subset), BENCH_SERVER_ENTRY (dist/main.js: a variant to compare),
  * BENCH_NODE_ARGS (extra node flags for the server, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`),
  * BENCH_OUTPUT (bench/results/latest.json), BENCH_COMPARE_ENTRY (another build's dist/main.js: the merge scenario
- * alternates between its server and this one, BENCH_COMPARE_ROUNDS times, default 3).
+ * alternates between its server and this one, BENCH_COMPARE_ROUNDS times, default 3), BENCH_LIVE_RATE (1000 merges/s
+ * in live-delivery).
  *
  * Live updates (live.ts), after the HTTP scenarios: `merge-compare` (with BENCH_COMPARE_ENTRY), `live-delivery` (1,000
  * subscribers of the server while merges run at 1,000/s) and `live-memory` (idle subscribers, measured on a server of
@@ -170,6 +171,7 @@ async function main(settings: BenchSettings, processes: BenchProcesses): Promise
       data,
       seconds: settings.durationSeconds,
       warmupSeconds: settings.warmupSeconds,
+      mergesPerSecond: settings.liveMergesPerSecond,
     });
     process.stdout.write(
       ` p50 ${live.delivery.fromAnswerMs.p50} ms, p99 ${live.delivery.fromAnswerMs.p99} ms, ${live.delivery.events.missing} missing\n`,

@@ -2,7 +2,7 @@
  * What `npm run bench` takes from the environment, read once into a frozen object (the variables and their
  * defaults are listed at the top of run.ts). The bench's other modules get what they need passed in.
  */
-import { join } from "node:path";
+import { join, sep } from "node:path";
 
 /** The repository root: the servers' working directory, where package.json, dist/ and src/ are. */
 export const ROOT = join(__dirname, "..");
@@ -26,6 +26,8 @@ export interface BenchSettings {
    */
   readonly compareEntry: string | undefined;
   readonly compareRounds: number;
+  /** BENCH_LIVE_RATE: merges per second of live-delivery (the target is judged at 1,000 only). */
+  readonly liveMergesPerSecond: number;
   /** BENCH_OUTPUT: where the result JSON is written. */
   readonly output: string;
 }
@@ -42,9 +44,10 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): BenchSetting
     serverNodeArgs: (env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean),
     compareEntry: env.BENCH_COMPARE_ENTRY || undefined,
     compareRounds: Number(env.BENCH_COMPARE_ROUNDS ?? 3),
+    liveMergesPerSecond: Number(env.BENCH_LIVE_RATE ?? 1000),
     output: env.BENCH_OUTPUT ?? join(__dirname, "results", "latest.json"),
   });
 }
 
 /** `path` relative to the repository root when it lies inside it, as the bench prints and records paths. */
-export const fromRoot = (path: string): string => (path.startsWith(ROOT) ? path.slice(ROOT.length + 1) : path);
+export const fromRoot = (path: string): string => (path.startsWith(ROOT + sep) ? path.slice(ROOT.length + 1) : path);
