@@ -26,6 +26,12 @@ export const compareRowName = (build: "this" | "compare", round: number): string
 
 export type CompareResult = ReturnType<typeof compareMerges>;
 
+/**
+ * By row name: Redis's own time per call (INFO commandstats) of the write script (EVALSHA) and of the SPUBLISH inside
+ * it, in µs — NaN where none ran. Unlike Redis CPU per request, this leaves out Redis's network work.
+ */
+export type ScriptTimes = Record<string, { script: number; spublish: number }>;
+
 /** Beyond this spread among one build's own rounds, the comparison says nothing (the target reads "–"). */
 const TOO_NOISY = 0.25;
 
@@ -33,7 +39,7 @@ const TOO_NOISY = 0.25;
  * This build's merge against the compared build's: the ratios of the means of server CPU and Redis CPU per merge,
  * and the noise they are judged against — the larger spread (max / min − 1) among one build's own rounds.
  */
-export function compareMerges(rows: Measured[], entry: string) {
+export function compareMerges(rows: Measured[], times: ScriptTimes, entry: string) {
   const of = (build: "this" | "compare") => rows.filter((r) => r.name.startsWith(ROW_PREFIX[build]));
   const mine = of("this");
   const theirs = of("compare");
@@ -47,6 +53,11 @@ export function compareMerges(rows: Measured[], entry: string) {
     rounds: mine.length,
     serverCpuMicros: { this: mine.map(server).map(Math.round), compare: theirs.map(server).map(Math.round) },
     redisCpuMicros: { this: mine.map(redis).map(Math.round), compare: theirs.map(redis).map(Math.round) },
+    scriptMicros: {
+      this: mine.map((r) => +times[r.name]?.script.toFixed(1)),
+      compare: theirs.map((r) => +times[r.name]?.script.toFixed(1)),
+    },
+    spublishMicros: mine.map((r) => +times[r.name]?.spublish.toFixed(2)),
     serverRatio: +(mean(mine, server) / mean(theirs, server)).toFixed(3),
     redisRatio: +(mean(mine, redis) / mean(theirs, redis)).toFixed(3),
     serverNoise: +Math.max(spread(mine, server), spread(theirs, server)).toFixed(3),
@@ -133,7 +144,9 @@ export function liveLines({ delivery: d, idleMemory: m, compare: c }: LiveResult
   if (c) {
     lines.push(
       `merge against ${c.entry}: server CPU µs/merge this ${c.serverCpuMicros.this.join(", ")} | compare ${c.serverCpuMicros.compare.join(", ")}; ` +
-        `Redis µs/merge this ${c.redisCpuMicros.this.join(", ")} | compare ${c.redisCpuMicros.compare.join(", ")}`,
+        `Redis µs/merge this ${c.redisCpuMicros.this.join(", ")} | compare ${c.redisCpuMicros.compare.join(", ")}; ` +
+        `the write script in Redis (commandstats) µs/call this ${c.scriptMicros.this.join(", ")} | compare ${c.scriptMicros.compare.join(", ")}, ` +
+        `of which SPUBLISH ${c.spublishMicros.join(", ")}`,
     );
   }
   return lines.length ? `\n${lines.join("\n")}\n` : "";

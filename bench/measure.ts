@@ -112,6 +112,14 @@ export async function redisCpuSeconds(admin: Redis): Promise<number> {
   return value("used_cpu_user") + value("used_cpu_sys");
 }
 
+/** Calls and microseconds of every command so far, from INFO commandstats (script-internal calls have their own). */
+export async function commandTimes(admin: Redis): Promise<Record<string, { calls: number; usec: number }>> {
+  const times: Record<string, { calls: number; usec: number }> = {};
+  for (const match of (await admin.info("commandstats")).matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm))
+    times[match[1]] = { calls: Number(match[2]), usec: Number(match[3]) };
+  return times;
+}
+
 /** The p-th percentile of sorted samples (NaN when there are none). */
 export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return Number.NaN;

@@ -31,8 +31,8 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { freePort, startRedis } from "../test/helpers/redis-server";
 import { IDLE_SUBSCRIBERS, measureIdleMemory, measureLiveDelivery } from "./live";
-import { compareMerges, compareRowName, liveTargets, type LiveResults } from "./live-report";
-import { measure, scriptCommands, type Measured } from "./measure";
+import { compareMerges, compareRowName, liveTargets, type LiveResults, type ScriptTimes } from "./live-report";
+import { commandTimes, measure, scriptCommands, type Measured } from "./measure";
 import { RedisCleanupSchedule } from "../src/store/redis/redis-cleanup-schedule";
 import { RedisSessionStore } from "../src/store/redis/redis-session-store";
 import { DEFAULT_TENANT_SETTINGS } from "../src/tenants/tenant-settings";
@@ -135,13 +135,19 @@ async function main(settings: BenchSettings, processes: BenchProcesses): Promise
   }
 
   const wants = (name: string) => !settings.scenarios || settings.scenarios.includes(name);
+  const scriptTimes: ScriptTimes = {};
   const measureOn = async (name: string, on: NodeServer, index: number) => {
     const merge = scenarios(data).find((s) => s.name === "merge")!;
     process.stdout.write(`${name}…`);
+    const before = await commandTimes(redis.admin);
     const { acknowledged: _acknowledged, ...row } = await measure(
       { ...merge, name },
       { port: on.port, pid: on.child.pid ?? 0, redis, inScripts, index, ...durations(settings) },
     );
+    const after = await commandTimes(redis.admin);
+    const perCall = (command: string) =>
+      (after[command]?.usec - (before[command]?.usec ?? 0)) / (after[command]?.calls - (before[command]?.calls ?? 0));
+    scriptTimes[name] = { script: perCall("evalsha"), spublish: perCall("spublish") };
     rows.push(row);
     process.stdout.write(progressLine(row));
   };
@@ -160,7 +166,7 @@ async function main(settings: BenchSettings, processes: BenchProcesses): Promise
         await measureOn(compareRowName(build, round), build === "this" ? server : other, 100 + round);
     }
     await processes.stop(other);
-    live.compare = compareMerges(rows, fromRoot(settings.compareEntry));
+    live.compare = compareMerges(rows, scriptTimes, fromRoot(settings.compareEntry));
   }
   if (wants("live-delivery")) {
     process.stdout.write("live-delivery…");
