@@ -26,6 +26,7 @@ import { timeRootFields } from "./execution/time-root-fields";
 import { createHttpApp } from "./http/http-app";
 import { LiveUpdates } from "./live/live-updates";
 import { createSseTransport } from "./live/transports/sse-transport";
+import { SubscriptionDocuments } from "./live/transports/subscription-operation";
 import { attachWebSocketTransport } from "./live/transports/websocket-transport";
 import { Metrics } from "./metrics/metrics";
 import { buildSessionSchema } from "./schema";
@@ -103,6 +104,7 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
     metrics,
     updates,
     tracer: deps.tracer,
+    documents: new SubscriptionDocuments(schema, seam),
   };
   const webSockets = attachWebSocketTransport({
     ...live,

@@ -48,7 +48,7 @@ export function createSseTransport(options: SseTransportOptions): {
         stream.live,
         traceHeadersOf(req.raw.headers),
       );
-      const prepared = prepareSubscription(seam, schema, params, context);
+      const prepared = prepareSubscription(seam, options.documents, schema, params, context);
       if (!("args" in prepared)) return { errors: formatted(prepared) };
       stream.prepared = prepared;
       return { ...prepared.args, contextValue: context as unknown as Record<PropertyKey, unknown> };

@@ -118,7 +118,7 @@ export function attachWebSocketTransport(options: WebSocketTransportOptions): { 
         connection.live,
         connection.traceHeaders,
       );
-      const prepared = prepareSubscription(seam, schema, payload, context);
+      const prepared = prepareSubscription(seam, options.documents, schema, payload, context);
       if (!("args" in prepared)) return prepared; // onError formats them
       connection.operations.set(id, prepared);
       return prepared.args;
