@@ -44,6 +44,11 @@ export interface Config {
   readonly maxSubscriptions: number;
   /** WebSocket ping interval (ms); a client that has not answered the previous ping by the next one is dropped. */
   readonly subscriptionKeepAliveMs: number;
+  /**
+   * OpenTelemetry tracing, from the standard OTEL_* variables: where OTLP/HTTP spans go and how often a batch is
+   * sent. Undefined (no SDK at all) unless an OTLP endpoint is set and tracing is not turned off.
+   */
+  readonly tracing: Readonly<{ tracesUrl: string; scheduleDelayMs: number }> | undefined;
   readonly introspection: boolean;
   /** `"any"`: echo every origin (development default); otherwise the exact allowed origins (may be empty). */
   readonly corsOrigins: "any" | readonly string[];
@@ -119,6 +124,12 @@ const envSchema = z.object({
   SLOW_OPERATION_MS: integer(0, 3_600_000).default(100),
   MAX_SUBSCRIPTIONS: integer(1, 1_000_000).default(10_000),
   SUBSCRIPTION_KEEPALIVE_MS: integer(100, 3_600_000).default(12_000),
+  // OpenTelemetry's own names (the OTLP exporter reads its other OTEL_EXPORTER_OTLP_* variables itself).
+  OTEL_SDK_DISABLED: boolean.optional(),
+  OTEL_TRACES_EXPORTER: z.enum(["otlp", "none"], { message: 'must be "otlp" or "none"' }).optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: httpUrl.optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: httpUrl.optional(),
+  OTEL_BSP_SCHEDULE_DELAY: integer(1, 600_000).default(5000),
   INTROSPECTION: boolean.optional(),
   CORS_ORIGINS: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -336,6 +347,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     slowOperationMs: e.SLOW_OPERATION_MS,
     maxSubscriptions: e.MAX_SUBSCRIPTIONS,
     subscriptionKeepAliveMs: e.SUBSCRIPTION_KEEPALIVE_MS,
+    tracing: tracingOf(e),
     introspection: e.INTROSPECTION ?? !production,
     corsOrigins:
       e.CORS_ORIGINS === undefined
@@ -350,4 +362,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     cleanupMinIntervalSeconds: e.CLEANUP_MIN_INTERVAL_SECONDS,
   });
+}
+
+/**
+ * Tracing is on when an OTLP endpoint is given and neither OTEL_SDK_DISABLED=true nor OTEL_TRACES_EXPORTER=none
+ * says otherwise. The traces URL is OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as given, or OTEL_EXPORTER_OTLP_ENDPOINT
+ * plus `/v1/traces` (the OTLP/HTTP rule for the signal-less variable).
+ */
+function tracingOf(e: z.infer<typeof envSchema>): Config["tracing"] {
+  if (e.OTEL_SDK_DISABLED === true || e.OTEL_TRACES_EXPORTER === "none") return undefined;
+  const base = e.OTEL_EXPORTER_OTLP_ENDPOINT;
+  const tracesUrl =
+    e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (base === undefined ? undefined : `${base.replace(/\/+$/, "")}/v1/traces`);
+  if (tracesUrl === undefined) return undefined;
+  return Object.freeze({ tracesUrl, scheduleDelayMs: e.OTEL_BSP_SCHEDULE_DELAY });
 }

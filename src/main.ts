@@ -5,6 +5,7 @@ import { createLogger } from "./logger";
 import { createServer } from "./server";
 import { CleanupScheduler } from "./cleanup/cleanup-scheduler";
 import { createBackend } from "./store/backend";
+import { startTracing } from "./tracing/tracing";
 
 /**
  * Composition root: config → logger → store → schema → server → listen → cleanup scheduler; shutdown on
@@ -22,8 +23,17 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = createLogger(config.logLevel);
+  // Before anything else, so that its context manager sees every request from the first.
+  const tracing = startTracing(config.tracing);
+  if (tracing) logger.info({ tracesUrl: config.tracing?.tracesUrl }, "tracing: exporting spans over OTLP/HTTP");
   const backend = await createBackend(config, logger);
-  const server = await createServer({ config, logger, backend, authenticator: createAuthenticator(config.auth) });
+  const server = await createServer({
+    config,
+    logger,
+    backend,
+    authenticator: createAuthenticator(config.auth),
+    tracer: tracing?.tracer,
+  });
   const address = await server.listen(config.port, config.host);
   logger.info(
     { port: address.port, host: config.host, store: backend.sessions.kind, authMode: config.auth.mode },
@@ -45,6 +55,7 @@ async function main(): Promise<void> {
     Promise.all([server.stop(), scheduler.stop()])
       .then(() => backend.changes.close())
       .then(() => backend.sessions.close())
+      .then(() => tracing?.shutdown()) // sends the spans still batched
       .then(() => process.exit(0))
       .catch((error: unknown) => {
         logger.error({ err: error }, "shutdown failed");

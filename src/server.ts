@@ -1,4 +1,5 @@
 import { createServer as createHttpServer, type Server } from "node:http";
+import type { Tracer } from "@opentelemetry/api";
 import type { AddressInfo } from "node:net";
 import { ApolloServer } from "@apollo/server";
 import {
@@ -28,7 +29,9 @@ import { createSseTransport } from "./live/transports/sse-transport";
 import { attachWebSocketTransport } from "./live/transports/websocket-transport";
 import { Metrics } from "./metrics/metrics";
 import { buildSessionSchema } from "./schema";
+import { OperationTracing } from "./tracing/operation-tracing";
 import { MAX_SESSION_READS_PER_REQUEST } from "./sessions/session-loader";
+import { storeAnswers } from "./sessions/session-store";
 import type { Backend } from "./store/backend";
 import { SessionService } from "./sessions/session.service";
 
@@ -37,6 +40,8 @@ export interface ServerDeps {
   logger: Logger;
   backend: Backend;
   authenticator: Authenticator;
+  /** Tracing (main.ts starts it when OTEL_* asks for it): a span per operation, root field and store call. */
+  tracer?: Tracer;
   /** Rules run after the server's own on every path (tests observe operations with one). */
   extraRules?: readonly OperationRule[];
 }
@@ -70,11 +75,14 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
       cleanupMinIntervalSeconds: config.cleanupMinIntervalSeconds,
     },
   });
-  timeRootFields(schema, metrics);
+  timeRootFields(schema, metrics, deps.tracer);
+  metrics.watchStore(() => storeAnswers(store, 1000));
   const httpServer = createHttpServer();
   const includeStacktrace = !config.production;
   const seam = new ExecutionSeam({
     rules: [
+      // First: its span is the parent of everything the other rules and the resolvers do.
+      ...(deps.tracer ? [new OperationTracing(deps.tracer)] : []),
       SessionReadLimit({ maxReads: MAX_SESSION_READS_PER_REQUEST }),
       new OperationRecorder({ metrics, logger, slowOperationMs: config.slowOperationMs }),
       ...(deps.extraRules ?? []),
@@ -94,6 +102,7 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
     store,
     metrics,
     updates,
+    tracer: deps.tracer,
   };
   const webSockets = attachWebSocketTransport({
     ...live,
@@ -132,7 +141,7 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
     "request",
     createHttpApp({
       apollo,
-      context: createContextFactory({ authenticator: deps.authenticator, store, metrics }),
+      context: createContextFactory({ authenticator: deps.authenticator, store, metrics, tracer: deps.tracer }),
       store,
       metrics,
       logger,

@@ -1,11 +1,12 @@
 import type { IncomingMessage } from "node:http";
+import type { Tracer } from "@opentelemetry/api";
 import { Kind, parse, type OperationDefinitionNode } from "graphql";
 import type { Authenticator } from "../auth/authenticator";
 import { UnauthenticatedError } from "../errors/errors";
 import type { Metrics } from "../metrics/metrics";
 import type { SessionStore } from "../sessions/session-store";
 import { TimedSessionStore } from "../store/timed-session-store";
-import { RequestContext } from "./request-context";
+import { RequestContext, traceHeadersOf } from "./request-context";
 
 /** What the HTTP layer hands the factory for one request. */
 export interface ContextInput {
@@ -20,6 +21,8 @@ export interface ContextFactoryDeps {
   authenticator: Authenticator;
   store: SessionStore;
   metrics: Metrics;
+  /** Traces each store call when tracing is on. */
+  tracer?: Tracer;
 }
 
 /**
@@ -29,12 +32,13 @@ export interface ContextFactoryDeps {
  */
 export function createContextFactory(deps: ContextFactoryDeps) {
   return async ({ req, requestId, graphqlRequest }: ContextInput): Promise<RequestContext> => {
-    const store = new TimedSessionStore(deps.store, deps.metrics);
+    const store = new TimedSessionStore(deps.store, deps.metrics, deps.tracer);
     try {
-      return new RequestContext(requestId, await deps.authenticator.authenticate(req.headers), store);
+      const caller = await deps.authenticator.authenticate(req.headers);
+      return new RequestContext(requestId, caller, store, undefined, traceHeadersOf(req.headers));
     } catch (error) {
       if (error instanceof UnauthenticatedError && asksOnlyForServiceSdl(graphqlRequest)) {
-        return new RequestContext(requestId, undefined, store);
+        return new RequestContext(requestId, undefined, store, undefined, traceHeadersOf(req.headers));
       }
       throw error;
     }

@@ -1,3 +1,4 @@
+import type { Context as TraceContext } from "@opentelemetry/api";
 import type { Caller } from "../auth/caller";
 import type { LiveConnection } from "../live/live-updates";
 import { UnauthenticatedError } from "../errors/errors";
@@ -10,6 +11,11 @@ import type { TimedSessionStore } from "../store/timed-session-store";
  */
 export class RequestContext {
   private loader: SessionLoader | undefined;
+  /**
+   * The trace context of this operation's span, set by the tracing rule when tracing is on: root fields and store
+   * calls start their spans under it.
+   */
+  trace: TraceContext | undefined;
 
   constructor(
     readonly requestId: string,
@@ -19,6 +25,8 @@ export class RequestContext {
     readonly store: TimedSessionStore,
     /** The WebSocket or SSE connection a subscription runs on; undefined for HTTP requests. */
     readonly live?: LiveConnection,
+    /** The request's W3C trace headers (`traceparent`, `tracestate`), the parent of its spans. */
+    readonly traceHeaders?: TraceHeaders,
   ) {}
 
   get caller(): Caller {
@@ -35,4 +43,17 @@ export class RequestContext {
     this.loader ??= createSessionLoader(this.store, this.caller.tenantId);
     return this.loader;
   }
+}
+
+/** The W3C Trace Context headers of a request, as a router or client sent them. */
+export interface TraceHeaders {
+  readonly traceparent?: string;
+  readonly tracestate?: string;
+}
+
+/** The trace headers of a request's headers, for RequestContext (undefined when it has none). */
+export function traceHeadersOf(headers: Record<string, string | string[] | undefined>): TraceHeaders | undefined {
+  const { traceparent, tracestate } = headers;
+  if (typeof traceparent !== "string") return undefined;
+  return { traceparent, tracestate: typeof tracestate === "string" ? tracestate : undefined };
 }

@@ -2,6 +2,7 @@ import type { GraphQLError } from "graphql";
 import type { SessionOperationName, SessionVersion } from "../history/history-entry";
 import type { JsonObject, SessionRecord, SessionRef } from "../sessions/session-record";
 import type { SessionStore } from "../sessions/session-store";
+import { ErrorCode } from "../errors/error-code";
 import { toRecord } from "../store/session-document";
 import { ChangeQueue } from "./change-queue";
 import type { SessionChange } from "./session-change";
@@ -92,14 +93,7 @@ async function* changes(options: SessionChangeStreamOptions, queue: ChangeQueue)
       if (item.kind === "closed") return;
       if (item.kind === "overflow") return; // onSlowConsumer has been called
       if (item.kind === "missed") {
-        if (at.version === undefined) {
-          // Nothing given yet: nothing to make up for; start from wherever the session is now.
-          const [record] = await store.getMany(tenantId, [ref]);
-          at.version = record?.version ?? 0;
-          at.storedAt = record?.storedAt.getTime();
-        } else {
-          yield* catchUp(store, tenantId, ref, at);
-        }
+        yield* afterDisruption(() => catchUpOrStart(store, tenantId, ref, at));
         continue;
       }
       yield* follow(item.change, store, tenantId, ref, at);
@@ -107,6 +101,44 @@ async function* changes(options: SessionChangeStreamOptions, queue: ChangeQueue)
   } catch (error) {
     if (isGraphQLError(error)) yield { error };
     else throw error;
+  }
+}
+
+/** A catch-up after the feed lost its connection: where nothing was given yet, just where the session is now. */
+async function* catchUpOrStart(
+  store: SessionStore,
+  tenantId: string,
+  ref: SessionRef,
+  at: Position,
+): AsyncGenerator<StreamItem> {
+  if (at.version !== undefined) {
+    yield* catchUp(store, tenantId, ref, at);
+    return;
+  }
+  const [record] = await store.getMany(tenantId, [ref]);
+  at.version = record?.version ?? 0;
+  at.storedAt = record?.storedAt.getTime();
+}
+
+/** How long a catch-up after a disruption keeps trying while the store is unavailable (a failover takes seconds). */
+const DISRUPTION_RETRY_MS = 20_000;
+
+/**
+ * Runs a catch-up that follows a disruption of the feed (a Redis restart, a failover): the store may still be
+ * unavailable for a few seconds, so SERVICE_UNAVAILABLE is retried once a second for up to DISRUPTION_RETRY_MS
+ * before it ends the stream. A catch-up reads before it yields anything, so a retry never repeats an event.
+ */
+async function* afterDisruption(catchUpNow: () => AsyncGenerator<StreamItem>): AsyncGenerator<StreamItem> {
+  const deadline = Date.now() + DISRUPTION_RETRY_MS;
+  for (;;) {
+    try {
+      yield* catchUpNow();
+      return;
+    } catch (error) {
+      const unavailable = isGraphQLError(error) && error.extensions.code === ErrorCode.SERVICE_UNAVAILABLE;
+      if (!unavailable || Date.now() >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 1000)); // paces the retries of a store that is down
+    }
   }
 }
 

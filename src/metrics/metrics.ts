@@ -123,6 +123,22 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /**
+   * Adds `session_store_up`: 1 when `answers` (the store's ping within a bound: storeAnswers) says so, else 0, asked
+   * at each scrape (the same check as /health/ready), so a dashboard and an alert see the store's availability from
+   * every replica.
+   */
+  watchStore(answers: () => Promise<boolean>): void {
+    new Gauge({
+      name: "session_store_up",
+      help: "1 when the session store (Redis, or the embedded store) answered a ping at this scrape, else 0.",
+      registers: [this.registry],
+      async collect() {
+        this.set((await answers()) ? 1 : 0);
+      },
+    });
+  }
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }

@@ -12,12 +12,15 @@ import { makeTestCertificates, type TestCertificates } from "./tls";
 const README = join(__dirname, "..", "..", "README.md");
 
 /**
- * The README's rules ("Managed Redis"): the service's user on the data nodes (`scs`: the two key patterns, no
- * channel) and its user on the Sentinels (`scs-sentinel`: no key, the one channel it subscribes to). Each is one line
+ * The README's rules ("Managed Redis"): the service's user on the data nodes (`scs`: the two key patterns and the
+ * tenants' change channels) and its user on the Sentinels (`scs-sentinel`: no key, the one channel it subscribes to). Each is one line
  * `ACL SETUSER <user> reset on >CHANGE-ME <head…> +command …`.
  */
 const RULES = {
-  redis: { user: "scs", head: ["reset", "on", ">CHANGE-ME", "~tenant:*", "~scs:*", "resetchannels", "-@all"] },
+  redis: {
+    user: "scs",
+    head: ["reset", "on", ">CHANGE-ME", "~tenant:*", "~scs:*", "resetchannels", "&tenant:*", "-@all"],
+  },
   sentinel: { user: "scs-sentinel", head: ["reset", "on", ">CHANGE-ME", "resetchannels", "&+switch-master", "-@all"] },
 } as const;
 /** One command, or one subcommand of a container command (`+cluster|info`): never a category or a pattern. */

@@ -1,5 +1,6 @@
 import type { Client } from "graphql-ws";
 import { SESSION_CHANGED, sessionEvents, subscribeWs, wsClient, type SessionEvent } from "../helpers/live";
+import { pollUntil } from "../helpers/poll";
 import { startRedisCluster, type RedisClusterProcess } from "../helpers/redis-cluster";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
 import { removeBuild, startServerProcess, type ServerProcess } from "../helpers/server-process";
@@ -119,6 +120,45 @@ describe("live updates across two server processes on a Redis Cluster", () => {
 
   it("gives a subscriber that reconnects with afterVersion exactly versions 1..N, each once", async () => {
     expect(await versionsSeenAcrossReconnects(servers.map((s) => s.url))).toEqual(oneToN);
+  }, 120_000);
+
+  // Last in this block: it kills a master.
+  it("resumes a subscription when the master of the tenant's slot fails over", async () => {
+    const tenant = freshTenant();
+    const headers = gatewayHeaders(tenant, "alice");
+    const client = wsClient(servers[0].url, { headers });
+    try {
+      const received = subscribeWs<Changed>(client, SESSION_CHANGED, { sessionId: "s1", afterVersion: 0 });
+      await post(servers[1].url, headers, MERGE, { input: { sessionId: "s1", conversationState: { before: true } } });
+      await received.next(1);
+      const slot = Number(await cluster.admin.cluster("KEYSLOT", `tenant:{${tenant}}:settings`));
+      const victim = await cluster.ownerOf(slot);
+      await cluster.kill(victim);
+      await cluster.waitUntilOk(
+        30_000,
+        cluster.ports.filter((port) => port !== victim),
+      );
+      await pollUntil(
+        "a write through the other process after the failover",
+        async () =>
+          post(servers[1].url, headers, MERGE, { input: { sessionId: "s1", conversationState: { after: true } } }).then(
+            () => true,
+            () => false,
+          ),
+        { timeoutMs: 30_000, intervalMs: 200 },
+      );
+      // The subscriber is brought to the state after the failover (live, or by a catch-up), or told it cannot be.
+      for (let n = 2; ; n++) {
+        const [latest] = (await received.next(n, 30_000)).slice(-1);
+        if (latest.errors) {
+          expect(latest.errors.map((e) => e.extensions?.code)).toEqual(["SERVICE_UNAVAILABLE"]);
+          break;
+        }
+        if (latest.data?.sessionContextChanged.context?.conversationState.after === true) break;
+      }
+    } finally {
+      await client.dispose();
+    }
   }, 120_000);
 });
 

@@ -4,6 +4,7 @@ import pino from "pino";
 import { CleanupScheduler } from "../../src/cleanup/cleanup-scheduler";
 import { errorCodes, MERGE, READ, STORE } from "../helpers/api";
 import { pollUntil } from "../helpers/poll";
+import { SESSION_CHANGED, sessionEvents, subscribeWs, wsClient, type SessionEvent } from "../helpers/live";
 import { aclDenials, createLeastPrivilegeUser, startManagedRedis, type ManagedRedis } from "../helpers/managed-redis";
 import { freshTenant, gatewayHeaders, startTestServer, type TestServer } from "../helpers/test-server";
 
@@ -93,6 +94,33 @@ describe("The API on Redis over TLS as the least-privilege ACL user", () => {
     });
 
     expect(await ready(server)).toBe(200);
+  });
+
+  it("delivers live updates: the change feed's own connection is TLS and the ACL user too", async () => {
+    const user = gatewayHeaders(freshTenant(), "u1");
+    const client = wsClient(server.url, { headers: user });
+    try {
+      const received = subscribeWs<{ sessionContextChanged: SessionEvent }>(client, SESSION_CHANGED, {
+        sessionId: "live",
+        afterVersion: 0,
+      });
+      await server.post(
+        { query: MERGE, variables: { input: { sessionId: "live", conversationState: { a: 1 } } } },
+        user,
+      );
+      await received.next(1);
+      await server.post(
+        { query: MERGE, variables: { input: { sessionId: "live", conversationState: { b: 2 } } } },
+        user,
+      );
+      const events = sessionEvents(await received.next(2));
+      expect(events.map((e) => [e.version, e.resync])).toEqual([
+        [1, false],
+        [2, false],
+      ]);
+    } finally {
+      await client.dispose();
+    }
   });
 
   it("claims and runs a tenant's scheduled cleanup", async () => {

@@ -44,6 +44,7 @@ describe("Defaults come from the configuration table", () => {
       slowOperationMs: 100,
       maxSubscriptions: 10000,
       subscriptionKeepAliveMs: 12000,
+      tracing: undefined,
       introspection: true,
       corsOrigins: "any",
       logLevel: "info",
@@ -452,5 +453,31 @@ describe("The README's configuration table", () => {
     const named = new Set(tableRows.flatMap((row) => [...row.split("|")[1].matchAll(/`([A-Z_]+)`/g)].map((m) => m[1])));
 
     expect(CONFIG_VARIABLES.filter((name) => !named.has(name))).toEqual([]);
+  });
+});
+
+describe("Tracing comes from OpenTelemetry's standard variables", () => {
+  it("is off (no SDK) without an OTLP endpoint", () => {
+    expect(loadConfig({}).tracing).toBeUndefined();
+  });
+
+  it("sends to <OTEL_EXPORTER_OTLP_ENDPOINT>/v1/traces, or to OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as given", () => {
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318/" }).tracing).toEqual({
+      tracesUrl: "http://collector:4318/v1/traces",
+      scheduleDelayMs: 5000,
+    });
+    expect(
+      loadConfig({
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318",
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://traces:9999/in",
+        OTEL_BSP_SCHEDULE_DELAY: "250",
+      }).tracing,
+    ).toEqual({ tracesUrl: "http://traces:9999/in", scheduleDelayMs: 250 });
+  });
+
+  it("stays off when OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none", () => {
+    const endpoint = { OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318" };
+    expect(loadConfig({ ...endpoint, OTEL_SDK_DISABLED: "true" }).tracing).toBeUndefined();
+    expect(loadConfig({ ...endpoint, OTEL_TRACES_EXPORTER: "none" }).tracing).toBeUndefined();
   });
 });

@@ -1,31 +1,25 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { GraphQLError, type GraphQLSchema } from "graphql";
+import { GraphQLError } from "graphql";
 import { createHandler } from "graphql-sse/lib/use/http";
-import type { Authenticator } from "../../auth/authenticator";
 import type { Caller } from "../../auth/caller";
-import { RequestContext } from "../../context/request-context";
-import type { ExecutionSeam, ObservedOperation } from "../../execution/execution-seam";
+import { traceHeadersOf } from "../../context/request-context";
 import { requestIdOf } from "../../http/request-id";
-import type { Metrics } from "../../metrics/metrics";
-import type { SessionStore } from "../../sessions/session-store";
-import { TimedSessionStore } from "../../store/timed-session-store";
-import type { LiveConnection, LiveUpdates } from "../live-updates";
-import { prepareSubscription } from "./subscription-operation";
+import type { LiveConnection } from "../live-updates";
+import {
+  liveOperationContext,
+  prepareSubscription,
+  type LiveTransportDeps,
+  type PreparedSubscription,
+} from "./subscription-operation";
 
-export interface SseTransportOptions {
-  schema: GraphQLSchema;
-  seam: ExecutionSeam;
-  authenticator: Authenticator;
-  store: SessionStore;
-  metrics: Metrics;
-  updates: LiveUpdates;
-}
+/** Options of createSseTransport: what every live transport needs. */
+export type SseTransportOptions = LiveTransportDeps;
 
 /** What one SSE request holds while its operation runs. */
 interface Stream {
   readonly caller: Caller;
   readonly live: LiveConnection;
-  observed?: ObservedOperation;
+  prepared?: PreparedSubscription;
 }
 
 /**
@@ -47,21 +41,21 @@ export function createSseTransport(options: SseTransportOptions): {
     schema,
     onSubscribe: (req, params) => {
       const stream = streams.get(req.raw) as Stream;
-      const context = new RequestContext(
+      const context = liveOperationContext(
+        options,
         requestIdOf(req.raw),
         stream.caller,
-        new TimedSessionStore(options.store, options.metrics),
         stream.live,
+        traceHeadersOf(req.raw.headers),
       );
       const prepared = prepareSubscription(seam, schema, params, context);
       if (!("args" in prepared)) return { errors: formatted(prepared) };
-      stream.observed = prepared.observed;
+      stream.prepared = prepared;
       return { ...prepared.args, contextValue: context as unknown as Record<PropertyKey, unknown> };
     },
     onOperation: (_ctx, req, _args, result) => {
       // Observed from the request until the stream is open (or refused), not for its whole life.
-      const errors = "errors" in result && result.errors ? result.errors : [];
-      streams.get(req.raw)?.observed?.end({ operationName: null, operationType: undefined, errors });
+      streams.get(req.raw)?.prepared?.started("errors" in result && result.errors ? result.errors : []);
     },
     onNext: (_ctx, _req, result) => {
       if (!result.errors?.length) return result;

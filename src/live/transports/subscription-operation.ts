@@ -9,9 +9,47 @@ import {
   type GraphQLSchema,
   type OperationTypeNode,
 } from "graphql";
-import type { RequestContext } from "../../context/request-context";
+import type { Tracer } from "@opentelemetry/api";
+import type { Authenticator } from "../../auth/authenticator";
+import type { Caller } from "../../auth/caller";
+import { RequestContext, type TraceHeaders } from "../../context/request-context";
+import type { Metrics } from "../../metrics/metrics";
+import type { SessionStore } from "../../sessions/session-store";
+import { TimedSessionStore } from "../../store/timed-session-store";
+import type { LiveConnection, LiveUpdates } from "../live-updates";
 import { ErrorCode } from "../../errors/error-code";
-import type { ExecutionSeam, ObservedOperation } from "../../execution/execution-seam";
+import type { ExecutionSeam } from "../../execution/execution-seam";
+
+/** What both live transports run operations with. */
+export interface LiveTransportDeps {
+  schema: GraphQLSchema;
+  /** The rules every path applies: validation limits, admission, observation, error formatting. */
+  seam: ExecutionSeam;
+  /** The same as for HTTP requests. */
+  authenticator: Authenticator;
+  store: SessionStore;
+  metrics: Metrics;
+  updates: LiveUpdates;
+  /** Traces each store call when tracing is on. */
+  tracer?: Tracer;
+}
+
+/** The context of one operation on a live connection: as an HTTP request's, plus the connection. */
+export function liveOperationContext(
+  deps: LiveTransportDeps,
+  requestId: string,
+  caller: Caller,
+  live: LiveConnection,
+  traceHeaders: TraceHeaders | undefined,
+): RequestContext {
+  return new RequestContext(
+    requestId,
+    caller,
+    new TimedSessionStore(deps.store, deps.metrics, deps.tracer),
+    live,
+    traceHeaders,
+  );
+}
 
 /** An operation as a graphql-ws or graphql-sse client sends it. */
 export interface OperationPayload {
@@ -20,10 +58,11 @@ export interface OperationPayload {
   readonly variables?: unknown;
 }
 
-/** An operation ready to run, under observation until `observed.end`. */
+/** An operation ready to run, under observation until `started` reports how its start went. */
 export interface PreparedSubscription {
   readonly args: ExecutionArgs;
-  readonly observed: ObservedOperation;
+  /** Ends the observation: the stream is open (no errors) or was refused (its errors). */
+  started(errors: readonly GraphQLError[]): void;
 }
 
 /**
@@ -79,7 +118,12 @@ export function prepareSubscription(
   }
   return {
     args: { schema, document, operationName: operationName ?? undefined, variableValues, contextValue: context },
-    observed,
+    started: (errors) =>
+      observed.end({
+        operationName: operation.name?.value ?? operationName ?? null,
+        operationType: operation.operation,
+        errors,
+      }),
   };
 }
 

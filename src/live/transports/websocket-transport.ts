@@ -1,19 +1,19 @@
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
-import { GraphQLError, type GraphQLSchema } from "graphql";
+import { GraphQLError } from "graphql";
 import { CloseCode, handleProtocols, makeServer } from "graphql-ws";
 import type { Logger } from "pino";
 import { WebSocketServer, type WebSocket } from "ws";
-import type { Authenticator } from "../../auth/authenticator";
 import type { Caller } from "../../auth/caller";
-import { RequestContext } from "../../context/request-context";
-import type { ExecutionSeam, ObservedOperation } from "../../execution/execution-seam";
+import { traceHeadersOf, type TraceHeaders } from "../../context/request-context";
 import { requestIdOf } from "../../http/request-id";
-import type { Metrics } from "../../metrics/metrics";
-import type { SessionStore } from "../../sessions/session-store";
-import { TimedSessionStore } from "../../store/timed-session-store";
-import type { LiveConnection, LiveUpdates } from "../live-updates";
-import { prepareSubscription } from "./subscription-operation";
+import type { LiveConnection } from "../live-updates";
+import {
+  liveOperationContext,
+  prepareSubscription,
+  type LiveTransportDeps,
+  type PreparedSubscription,
+} from "./subscription-operation";
 
 /** Close codes this transport uses besides graphql-ws's own. */
 export const LiveCloseCode = {
@@ -25,15 +25,9 @@ export const LiveCloseCode = {
   GoingAway: 1001,
 } as const;
 
-export interface WebSocketTransportOptions {
+export interface WebSocketTransportOptions extends LiveTransportDeps {
   httpServer: Server;
   path: string;
-  schema: GraphQLSchema;
-  seam: ExecutionSeam;
-  authenticator: Authenticator;
-  store: SessionStore;
-  metrics: Metrics;
-  updates: LiveUpdates;
   logger: Logger;
   /** Ping interval; a peer that does not answer a ping within it is dropped. graphql-ws's default is 12 s. */
   keepAliveMs?: number;
@@ -44,7 +38,9 @@ interface Connection {
   readonly requestId: string;
   readonly caller: Caller;
   readonly live: LiveConnection;
-  readonly operations: Map<string, ObservedOperation>;
+  readonly operations: Map<string, PreparedSubscription>;
+  /** The upgrade request's trace headers: the parent of each operation's span. */
+  readonly traceHeaders: TraceHeaders | undefined;
   expiry?: NodeJS.Timeout;
 }
 
@@ -95,6 +91,7 @@ export function attachWebSocketTransport(options: WebSocketTransportOptions): { 
       const connection: Connection = {
         requestId: requestIdOf(request),
         caller,
+        traceHeaders: traceHeadersOf(request.headers),
         operations: new Map(),
         live: {
           updates: options.updates,
@@ -114,24 +111,24 @@ export function attachWebSocketTransport(options: WebSocketTransportOptions): { 
     },
     onSubscribe: (ctx, id, payload) => {
       const connection = ctx.extra.connection as Connection;
-      const context = new RequestContext(
+      const context = liveOperationContext(
+        options,
         connection.requestId,
         connection.caller,
-        new TimedSessionStore(options.store, options.metrics),
         connection.live,
+        connection.traceHeaders,
       );
       const prepared = prepareSubscription(seam, schema, payload, context);
       if (!("args" in prepared)) return prepared; // onError formats them
-      connection.operations.set(id, prepared.observed);
+      connection.operations.set(id, prepared);
       return prepared.args;
     },
-    onOperation: (ctx, id, payload, _args, result) => {
+    onOperation: (ctx, id, _payload, _args, result) => {
       // Observed from the subscribe message until the stream is open (or refused), not for its whole life.
       const connection = ctx.extra.connection as Connection;
-      const observed = connection.operations.get(id);
+      const prepared = connection.operations.get(id);
       connection.operations.delete(id);
-      const errors = "errors" in result && result.errors ? result.errors : [];
-      observed?.end({ operationName: payload.operationName ?? null, operationType: undefined, errors });
+      prepared?.started("errors" in result && result.errors ? result.errors : []);
     },
     onNext: (_ctx, _id, _payload, _args, result) => {
       if (!result.errors?.length) return result;

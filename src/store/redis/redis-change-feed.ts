@@ -100,7 +100,8 @@ export class RedisChangeFeed implements SessionChangeFeed {
     if (connection instanceof Cluster) {
       // A master's subscriber connection ended: ioredis refreshes the slot map and subscribes again where the slots
       // are now. There is no event for "done", so check after the refresh has had time to finish, and again later.
-      connection.on("-node", () => this.afterResubscribing([1000, 3000]));
+      // A failover takes a few seconds (node timeout, election, slot map refresh): keep checking for a while.
+      connection.on("-node", () => this.afterResubscribing([1000, 3000, 8000, 15000]));
     } else {
       let dropped = false;
       connection.on("close", () => (dropped = true));
