@@ -199,6 +199,20 @@ describe("The web example (examples/web) in a real browser", () => {
     });
   });
 
+  describe("a token the server refuses", () => {
+    it("is shown as such, with the way out", async () => {
+      const context = await browser.newContext({ viewport: VIEWPORT });
+      const page = await context.newPage();
+      windows.push({ page, context, problems: [] });
+      const token = await mintToken({ tenant_id: freshTenant(), sub: "u1" }, { secret: `not-${TEST_JWT_SECRET}` });
+      await page.goto(`${site.origin}/?session=s1&device=A#token=${token}`);
+      // The 401 reaches the page (CORS headers on the refusal too), which tells a refusal from an outage.
+      await page.getByTestId("refused").waitFor(WAIT);
+      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.getByLabel("Token").waitFor(WAIT);
+    });
+  });
+
   /** Screenshots of both windows, put side by side in one picture (written to .test-build/screenshots/). */
   const sideBySide = async (left: Page, right: Page): Promise<Buffer> => {
     const shots = await Promise.all([left.screenshot(), right.screenshot()]);

@@ -1,5 +1,5 @@
 import { useApolloClient, useMutation, useQuery, useSubscription } from "@apollo/client/react";
-import type { InMemoryCache } from "@apollo/client";
+import { CombinedGraphQLErrors, ServerError, type ErrorLike, type InMemoryCache } from "@apollo/client";
 import { useState, useSyncExternalStore, type FormEvent } from "react";
 import type { Identity } from "./identity";
 import { writeDeleted, writeIfNewer, type ConnectionState, type LiveClient } from "./live-client";
@@ -22,7 +22,7 @@ interface SessionPageProps {
  * always land after that answer in the cache (an answer that came later could put an older state over them).
  */
 export function SessionPage({ live, identity, sessionId, device, log, onSignOut }: SessionPageProps) {
-  const { data, error } = useQuery(SESSION, { variables: { sessionId } });
+  const { data, error, refetch } = useQuery(SESSION, { variables: { sessionId } });
   const connection = useSyncExternalStore(live.connection.subscribe, live.connection.get);
   const [generation, setGeneration] = useState(0);
   const [ended, setEnded] = useState<string | null>(null);
@@ -50,7 +50,19 @@ export function SessionPage({ live, identity, sessionId, device, log, onSignOut 
           Sign out
         </button>
       </header>
-      {error && <p className="error">Could not read the session: {error.message}</p>}
+      {error && refusedCredentials(error) && (
+        <p className="error" data-testid="refused">
+          The server refused this token (expired, or signed with another key): sign out and paste a new one.
+        </p>
+      )}
+      {error && !refusedCredentials(error) && (
+        <p className="error">
+          Could not read the session: {error.message}{" "}
+          <button type="button" onClick={() => void refetch().catch(() => undefined)}>
+            Try again
+          </button>
+        </p>
+      )}
       {ended && <p className="error">Subscription ended ({ended}); resuming…</p>}
       {data !== undefined && connection.kind !== "signed-out" && (
         <Follow
@@ -90,6 +102,12 @@ function Follow(props: { sessionId: string; log: SessionLog; onEnded: (why: stri
     onComplete: () => onEnded("completed by the server"),
   });
   return null;
+}
+
+/** A 401 (UNAUTHENTICATED): the token is not accepted, and asking again will not change that. */
+function refusedCredentials(error: ErrorLike): boolean {
+  if (ServerError.is(error)) return error.statusCode === 401;
+  return CombinedGraphQLErrors.is(error) && error.errors.some((e) => e.extensions?.code === "UNAUTHENTICATED");
 }
 
 function Badge({ state }: { state: ConnectionState }) {
