@@ -124,17 +124,30 @@ export class Metrics {
   });
 
   /**
-   * Adds `session_store_up`: 1 when `answers` (the store's ping within a bound: storeAnswers) says so, else 0, asked
-   * at each scrape (the same check as /health/ready), so a dashboard and an alert see the store's availability from
-   * every replica.
+   * Adds `session_store_up`: 1 when the store answered its last ping (`answers`: the store's ping within a bound,
+   * storeAnswers — the check of /health/ready), else 0. Each scrape starts the next ping and reports the last one
+   * that finished, so a scrape never waits on a store that hangs (a scrape must stay fast, and `/metrics` is what
+   * one reads while the store is in trouble); the first ping starts now.
    */
   watchStore(answers: () => Promise<boolean>): void {
+    let last: Promise<boolean> = answers();
+    let asking: Promise<boolean> | undefined = last;
+    const ask = () => {
+      asking ??= answers().then((up) => {
+        last = Promise.resolve(up);
+        asking = undefined;
+        return up;
+      });
+    };
+    void last.then(() => (asking = undefined));
     new Gauge({
       name: "session_store_up",
-      help: "1 when the session store (Redis, or the embedded store) answered a ping at this scrape, else 0.",
+      help: "1 when the session store (Redis, or the embedded store) answered its last ping (one per scrape), else 0.",
       registers: [this.registry],
       async collect() {
-        this.set((await answers()) ? 1 : 0);
+        const known = await last; // settled, except before the very first ping has answered (at most its bound)
+        ask();
+        this.set(known ? 1 : 0);
       },
     });
   }

@@ -22,8 +22,9 @@ async function promtool(...args: string[]): Promise<string> {
     return stdout + stderr;
   } catch (error) {
     const { code, stdout, stderr } = error as { code?: string; stdout?: string; stderr?: string };
-    if (code === "ENOENT") throw new Error("promtool is not on PATH: install Debian's prometheus package");
-    throw new Error(`promtool ${args.join(" ")} failed:\n${stdout ?? ""}${stderr ?? ""}`);
+    if (code === "ENOENT")
+      throw new Error("promtool is not on PATH: install Debian's prometheus package", { cause: error });
+    throw new Error(`promtool ${args.join(" ")} failed:\n${stdout ?? ""}${stderr ?? ""}`, { cause: error });
   }
 }
 
