@@ -4,11 +4,11 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", ".test-build/", "coverage/"] },
+  { ignores: ["dist/", "node_modules/", ".test-build/", "coverage/", "examples/web/dist/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    files: ["**/*.ts"],
+    files: ["**/*.ts", "**/*.tsx", "**/*.mts"],
     // type-graphql reads parameter types from decorator metadata: an import used there is a value import.
     languageOptions: { parserOptions: { emitDecoratorMetadata: true, experimentalDecorators: true } },
     rules: {
@@ -18,8 +18,8 @@ export default tseslint.config(
     },
   },
   {
-    // Jest reads its configuration from a default export.
-    files: ["jest.config.ts"],
+    // Jest and Vite read their configuration from a default export.
+    files: ["jest.config.ts", "examples/web/vite.config.mts"],
     rules: { "no-restricted-syntax": "off" },
   },
   {

@@ -85,7 +85,8 @@ function roundTrips(delta: Record<string, number>, inScripts: ReadonlySet<string
   return total;
 }
 
-function procCpuSeconds(pid: number): number {
+/** CPU seconds (user + system) `pid` has used so far; NaN when it cannot be read. */
+export function procCpuSeconds(pid: number): number {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
     return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks (USER_HZ = 100)
@@ -95,7 +96,7 @@ function procCpuSeconds(pid: number): number {
 }
 
 /** Busy seconds of one core (everything but idle and iowait), from /proc/stat. */
-function coreBusySeconds(core: number): number {
+export function coreBusySeconds(core: number): number {
   const line = readFileSync("/proc/stat", "utf8")
     .split("\n")
     .find((l) => l.startsWith(`cpu${core} `));
@@ -104,13 +105,23 @@ function coreBusySeconds(core: number): number {
   return (user + nice + system + irq + softirq + steal) / 100;
 }
 
-async function redisCpuSeconds(admin: Redis): Promise<number> {
+/** CPU seconds Redis has used so far, from INFO cpu. */
+export async function redisCpuSeconds(admin: Redis): Promise<number> {
   const info = await admin.info("cpu");
   const value = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, "m").exec(info)?.[1] ?? Number.NaN);
   return value("used_cpu_user") + value("used_cpu_sys");
 }
 
-function percentile(sorted: Float64Array, p: number): number {
+/** Calls and microseconds of every command so far, from INFO commandstats (script-internal calls have their own). */
+export async function commandTimes(admin: Redis): Promise<Record<string, { calls: number; usec: number }>> {
+  const times: Record<string, { calls: number; usec: number }> = {};
+  for (const match of (await admin.info("commandstats")).matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm))
+    times[match[1]] = { calls: Number(match[2]), usec: Number(match[3]) };
+  return times;
+}
+
+/** The p-th percentile of sorted samples (NaN when there are none). */
+export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }

@@ -124,6 +124,11 @@ export class BenchProcesses {
     }
   }
 
+  /** Stops one of the node servers (SIGTERM, SIGKILL after 10 s). */
+  stop(server: NodeServer): Promise<void> {
+    return this.stopChild(server.child);
+  }
+
   /** Stops every child (SIGTERM, SIGKILL after 10 s) and Redis. */
   async stopAll(): Promise<void> {
     await Promise.all([...this.children].map((child) => this.stopChild(child)));

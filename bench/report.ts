@@ -6,6 +6,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname } from "node:path";
+import { liveLines, type LiveResults } from "./live-report";
 import { CONNECTIONS, type Measured } from "./measure";
 import type { MemoryReport } from "./memory";
 import type { NodeServer } from "./processes";
@@ -20,7 +21,12 @@ export interface HotSession {
   documentBytes: number;
 }
 
-export type Target = ReturnType<typeof targetsMet>[number];
+export interface Target {
+  name: string;
+  /** null: not run. */
+  met: boolean | null;
+  value: string;
+}
 export type BenchResult = ReturnType<typeof benchResult>;
 
 /** The cores this process may use (nproc): call it before pinning the bench to one core. */
@@ -149,6 +155,7 @@ export function benchResult(run: {
   targets: Target[];
   hotSession: HotSession | undefined;
   memory: MemoryReport;
+  live: LiveResults;
   serverWarnings: number;
   totalSeconds: number;
 }) {
@@ -186,6 +193,7 @@ export function benchResult(run: {
     targets: run.targets,
     hotSession: run.hotSession,
     memory: run.memory,
+    live: run.live,
     serverWarnings: run.serverWarnings,
     totalSeconds: run.totalSeconds,
   };
@@ -249,6 +257,7 @@ export function printSummary(result: BenchResult, rows: Measured[], server: Node
         ? `history: ${memory.history.bytesPerKeptVersion} B of Redis memory per kept version for ${memory.history.changeBytes} B of change (the merge workload, ${memory.history.merges} merges)\n`
         : ""),
   );
+  process.stdout.write(liveLines(result.live));
   if (result.hotSession)
     process.stdout.write(`merge-64-on-one: ${rows.find((r) => r.name === "merge-64-on-one")?.note}\n`);
   if (server.warnings > 0)

@@ -13,22 +13,31 @@
  * Environment (all optional): BENCH_SESSIONS (100000), BENCH_DURATION (10 s per scenario), BENCH_WARMUP (2 s),
  * BENCH_SCENARIOS (comma-separated names: a subset), BENCH_SERVER_ENTRY (dist/main.js: a variant to compare),
  * BENCH_NODE_ARGS (extra node flags for the server, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`),
- * BENCH_OUTPUT (bench/results/latest.json).
+ * BENCH_OUTPUT (bench/results/latest.json), BENCH_COMPARE_ENTRY (another build's dist/main.js: the merge scenario
+ * alternates between its server and this one, BENCH_COMPARE_ROUNDS times, default 3), BENCH_LIVE_RATE (1000 merges/s
+ * in live-delivery).
+ *
+ * Live updates (live.ts), after the HTTP scenarios: `merge-compare` (with BENCH_COMPARE_ENTRY), `live-delivery` (1,000
+ * subscribers of the server while merges run at 1,000/s) and `live-memory` (idle subscribers, measured on a server of
+ * their own started with its inspector on, for a full GC). BENCH_SCENARIOS names them like the others.
  *
  * The parts: settings.ts (the environment), processes.ts (child processes, pinning), seed.ts (the data set and its
  * seeding), memory.ts (Redis memory per session), scenarios.ts (what is asked and what a right answer is),
- * measure.ts (one scenario's check, warm-up and measured run), report.ts (ratios, targets, table and JSON).
+ * measure.ts (one scenario's check, warm-up and measured run), report.ts (ratios, targets, table and JSON), live.ts,
+ * live-client.ts and inspector.ts (live updates), live-report.ts (their targets and lines).
  */
 import "reflect-metadata";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { startRedis } from "../test/helpers/redis-server";
-import { measure, scriptCommands, type Measured } from "./measure";
+import { freePort, startRedis } from "../test/helpers/redis-server";
+import { IDLE_SUBSCRIBERS, measureIdleMemory, measureLiveDelivery } from "./live";
+import { compareMerges, compareRowName, liveTargets, type LiveResults, type ScriptTimes } from "./live-report";
+import { commandTimes, measure, scriptCommands, type Measured } from "./measure";
 import { RedisCleanupSchedule } from "../src/store/redis/redis-cleanup-schedule";
 import { RedisSessionStore } from "../src/store/redis/redis-session-store";
 import { DEFAULT_TENANT_SETTINGS } from "../src/tenants/tenant-settings";
 import { historyMemoryReport, memoryReport, usedMemory, type MemoryReport } from "./memory";
-import { BenchProcesses, startNodeArgs } from "./processes";
+import { BenchProcesses, startNodeArgs, type NodeServer } from "./processes";
 import {
   benchResult,
   compareToBaseline,
@@ -41,7 +50,7 @@ import {
 } from "./report";
 import { baselinePath, GATEWAY_SECRET, hotSession, mergeFields, scenarios, selectScenarios } from "./scenarios";
 import { DataSet, seed, storedVersion } from "./seed";
-import { readSettings, ROOT, type BenchSettings } from "./settings";
+import { fromRoot, readSettings, ROOT, type BenchSettings } from "./settings";
 
 async function main(settings: BenchSettings, processes: BenchProcesses): Promise<void> {
   const startedAt = performance.now();
@@ -74,16 +83,17 @@ async function main(settings: BenchSettings, processes: BenchProcesses): Promise
     `seeded in ${seedSeconds.toFixed(1)} s; ${memory.memoryUsagePerSessionKey} B per session key for ${memory.jsonBytesPerSession} B of JSON\n`,
   );
 
+  const serverEnv = {
+    REDIS_URL: redis.url,
+    LOG_LEVEL: "warn",
+    NODE_ENV: "production",
+    AUTH_MODE: "gateway",
+    GATEWAY_SECRET,
+  };
   const server = await processes.startNode(
     "server",
     [...startArgs, ...settings.serverNodeArgs, settings.serverEntry],
-    {
-      REDIS_URL: redis.url,
-      LOG_LEVEL: "warn",
-      NODE_ENV: "production",
-      AUTH_MODE: "gateway",
-      GATEWAY_SECRET,
-    },
+    serverEnv,
     "/health/ready",
   );
   const baseline = await processes.startNode(
@@ -107,8 +117,7 @@ async function main(settings: BenchSettings, processes: BenchProcesses): Promise
       redis,
       inScripts,
       index,
-      durationSeconds: settings.durationSeconds,
-      warmupSeconds: settings.warmupSeconds,
+      ...durations(settings),
     });
     if (hotBefore) {
       const hotAfter = await storedVersion(redis.admin, hot);
@@ -125,8 +134,72 @@ async function main(settings: BenchSettings, processes: BenchProcesses): Promise
     process.stdout.write(progressLine(row));
   }
 
+  const wants = (name: string) => !settings.scenarios || settings.scenarios.includes(name);
+  const scriptTimes: ScriptTimes = {};
+  const measureOn = async (name: string, on: NodeServer, index: number) => {
+    const merge = scenarios(data).find((s) => s.name === "merge")!;
+    process.stdout.write(`${name}…`);
+    const before = await commandTimes(redis.admin);
+    const { acknowledged: _acknowledged, ...row } = await measure(
+      { ...merge, name },
+      { port: on.port, pid: on.child.pid ?? 0, redis, inScripts, index, ...durations(settings) },
+    );
+    const after = await commandTimes(redis.admin);
+    const perCall = (command: string) =>
+      (after[command]?.usec - (before[command]?.usec ?? 0)) / (after[command]?.calls - (before[command]?.calls ?? 0));
+    scriptTimes[name] = { script: perCall("evalsha"), spublish: perCall("spublish") };
+    rows.push(row);
+    process.stdout.write(progressLine(row));
+  };
+  const live: LiveResults = {};
+  if (settings.compareEntry && wants("merge-compare")) {
+    const other = await processes.startNode(
+      "compare",
+      [...startArgs, settings.compareEntry],
+      serverEnv,
+      "/health/ready",
+    );
+    // A B, B A, A B, …: a drift of the machine over the rounds weighs on both builds alike.
+    for (let round = 1; round <= settings.compareRounds; round++) {
+      const order = round % 2 === 1 ? (["this", "compare"] as const) : (["compare", "this"] as const);
+      for (const build of order)
+        await measureOn(compareRowName(build, round), build === "this" ? server : other, 100 + round);
+    }
+    await processes.stop(other);
+    live.compare = compareMerges(rows, scriptTimes, fromRoot(settings.compareEntry));
+  }
+  if (wants("live-delivery")) {
+    process.stdout.write("live-delivery…");
+    live.delivery = await measureLiveDelivery({
+      port: server.port,
+      pid: server.child.pid ?? 0,
+      admin: redis.admin,
+      data,
+      seconds: settings.durationSeconds,
+      warmupSeconds: settings.warmupSeconds,
+      mergesPerSecond: settings.liveMergesPerSecond,
+    });
+    process.stdout.write(
+      ` p50 ${live.delivery.fromAnswerMs.p50} ms, p99 ${live.delivery.fromAnswerMs.p99} ms, ${live.delivery.events.missing} missing\n`,
+    );
+  }
+  if (wants("live-memory")) {
+    process.stdout.write(`live-memory (${IDLE_SUBSCRIBERS} idle subscribers)…`);
+    const inspectorPort = await freePort();
+    const inspected = await processes.startNode(
+      "server with inspector",
+      [...startArgs, `--inspect=127.0.0.1:${inspectorPort}`, settings.serverEntry],
+      serverEnv,
+      "/health/ready",
+    );
+    live.idleMemory = await measureIdleMemory({ port: inspected.port, inspectorPort, data });
+    await processes.stop(inspected);
+    const p = live.idleMemory.perSubscriber;
+    process.stdout.write(` ${p.heapBytes + p.externalBytes} B heap + external, ${p.rssBytes} B RSS per subscriber\n`);
+  }
+
   const baselineMeans = compareToBaseline(rows);
-  const targets = targetsMet(rows, processes.hasTaskset ? 1 : nproc);
+  const targets = [...targetsMet(rows, processes.hasTaskset ? 1 : nproc), ...liveTargets(live)];
   const result = benchResult({
     redisVersion: redisInfo.version,
     nproc,
@@ -140,12 +213,18 @@ async function main(settings: BenchSettings, processes: BenchProcesses): Promise
     targets,
     hotSession: hotResult,
     memory,
+    live,
     serverWarnings: server.warnings,
     totalSeconds: Math.round((performance.now() - startedAt) / 1000),
   });
   printSummary(result, rows, server);
   writeResult(settings.output, result);
 }
+
+const durations = (settings: BenchSettings) => ({
+  durationSeconds: settings.durationSeconds,
+  warmupSeconds: settings.warmupSeconds,
+});
 
 const processes = new BenchProcesses(ROOT);
 main(readSettings(), processes)

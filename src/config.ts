@@ -375,6 +375,54 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   });
 }
 
+/** What the data tool (src/cli.ts) needs of the configuration: where the service's Redis is and its limits. */
+export interface ToolConfig {
+  /** The Redis the service uses, or undefined when none is configured (only a dry run can do without). */
+  readonly redis: RedisToolTarget | undefined;
+  readonly redisSecurity: RedisSecurity;
+  readonly maxContextBytes: number;
+  readonly maxTtlSeconds: number;
+}
+
+export type RedisToolTarget =
+  | { readonly url: string }
+  | { readonly clusterNodes: readonly RedisAddress[] }
+  | { readonly sentinels: readonly RedisAddress[]; readonly sentinelName: string };
+
+/**
+ * The server's configuration as the data tool reads it: the same variables and the same checks, except the rules
+ * that only concern serving requests (authentication in production), which a tool run beside the service must not
+ * trip over. Throws ConfigError like loadConfig.
+ */
+export function loadToolConfig(env: NodeJS.ProcessEnv = process.env): ToolConfig {
+  const config = loadConfig({
+    ...env,
+    NODE_ENV: "development",
+    AUTH_MODE: undefined,
+    JWT_SECRET: undefined,
+    JWKS_URL: undefined,
+  });
+  const redis: RedisToolTarget | undefined = config.redisUrl
+    ? { url: config.redisUrl }
+    : config.redisCluster
+      ? { clusterNodes: config.redisCluster }
+      : config.redisSentinel
+        ? { sentinels: config.redisSentinel.sentinels, sentinelName: config.redisSentinel.name }
+        : undefined;
+  return Object.freeze({
+    redis,
+    redisSecurity: config.redisSecurity,
+    maxContextBytes: config.maxContextBytes,
+    maxTtlSeconds: config.maxTtlSeconds,
+  });
+}
+
+/** `host:port,host:port,…` as REDIS_CLUSTER_NODES takes it, or the problem with it (for the tool's own options). */
+export function parseAddressList(value: string): readonly RedisAddress[] | string {
+  const parsed = addressList.safeParse(value);
+  return parsed.success ? parsed.data : parsed.error.issues[0].message;
+}
+
 /**
  * Tracing is on when an OTLP endpoint is given and neither OTEL_SDK_DISABLED=true nor OTEL_TRACES_EXPORTER=none
  * says otherwise. The traces URL is OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as given, or OTEL_EXPORTER_OTLP_ENDPOINT

@@ -26,12 +26,14 @@ import { timeRootFields } from "./execution/time-root-fields";
 import { createHttpApp } from "./http/http-app";
 import { LiveUpdates } from "./live/live-updates";
 import { createSseTransport } from "./live/transports/sse-transport";
+import { SubscriptionDocuments } from "./live/transports/subscription-operation";
 import { attachWebSocketTransport } from "./live/transports/websocket-transport";
 import { Metrics } from "./metrics/metrics";
 import { AdmittedSessionStore } from "./store/admitted-session-store";
 import { buildSessionSchema } from "./schema";
 import { OperationTracing } from "./tracing/operation-tracing";
 import { MAX_SESSION_READS_PER_REQUEST } from "./sessions/session-loader";
+import { storeAnswers } from "./sessions/session-store";
 import type { Backend } from "./store/backend";
 import { SessionService } from "./sessions/session.service";
 
@@ -83,6 +85,7 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
     },
   });
   timeRootFields(schema, metrics, deps.tracer);
+  metrics.watchStore(() => storeAnswers(store, 1000));
   const httpServer = createHttpServer();
   const includeStacktrace = !config.production;
   const seam = new ExecutionSeam({
@@ -109,6 +112,7 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
     metrics,
     updates,
     tracer: deps.tracer,
+    documents: new SubscriptionDocuments(schema, seam),
   };
   const webSockets = attachWebSocketTransport({
     ...live,

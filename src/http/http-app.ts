@@ -8,7 +8,7 @@ import type { RequestContext } from "../context/request-context";
 import type { Metrics } from "../metrics/metrics";
 import { ErrorCode } from "../errors/error-code";
 import type { PreparedOperationLane } from "../execution/prepared/prepared-operation-lane";
-import type { SessionStore } from "../sessions/session-store";
+import { storeAnswers, type SessionStore } from "../sessions/session-store";
 import { requestIdOf } from "./request-id";
 
 export interface HttpAppOptions {
@@ -133,14 +133,11 @@ export function createHttpApp(options: HttpAppOptions): Handler {
   };
 
   const ready = (res: ServerResponse): void => {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error("store did not answer in time")), options.readinessTimeoutMs);
-    });
-    Promise.race([options.store.ping(), timeout])
-      .then(() => sendJson(res, 200, { status: "ready", store: options.store.kind }))
-      .catch(() => sendJson(res, 503, { status: "unavailable", store: options.store.kind }))
-      .finally(() => clearTimeout(timer));
+    void storeAnswers(options.store, options.readinessTimeoutMs).then((answers) =>
+      answers
+        ? sendJson(res, 200, { status: "ready", store: options.store.kind })
+        : sendJson(res, 503, { status: "unavailable", store: options.store.kind }),
+    );
   };
 
   const metricsText = (res: ServerResponse): void => {

@@ -142,6 +142,35 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /**
+   * Adds `session_store_up`: 1 when the store answered its last ping (`answers`: the store's ping within a bound,
+   * storeAnswers — the check of /health/ready), else 0. Each scrape starts the next ping and reports the last one
+   * that finished, so a scrape never waits on a store that hangs (a scrape must stay fast, and `/metrics` is what
+   * one reads while the store is in trouble); the first ping starts now.
+   */
+  watchStore(answers: () => Promise<boolean>): void {
+    let last: Promise<boolean> = answers();
+    let asking: Promise<boolean> | undefined = last;
+    const ask = () => {
+      asking ??= answers().then((up) => {
+        last = Promise.resolve(up);
+        asking = undefined;
+        return up;
+      });
+    };
+    void last.then(() => (asking = undefined));
+    new Gauge({
+      name: "session_store_up",
+      help: "1 when the session store (Redis, or the embedded store) answered its last ping (one per scrape), else 0.",
+      registers: [this.registry],
+      async collect() {
+        const known = await last; // settled, except before the very first ping has answered (at most its bound)
+        ask();
+        this.set(known ? 1 : 0);
+      },
+    });
+  }
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     for (const reason of ["in_flight", "tenant_writes"]) this.storeCommandsRefused.labels({ reason }).inc(0);

@@ -92,3 +92,21 @@ export interface SessionStore {
   /** Releases connections and timers. */
   close(): Promise<void>;
 }
+
+/**
+ * Whether the store answers its ping within `timeoutMs`: what /health/ready and the `session_store_up` gauge report.
+ * Never rejects.
+ */
+export async function storeAnswers(store: Pick<SessionStore, "ping">, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  try {
+    return await Promise.race([store.ping().then(() => true), timeout]);
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}

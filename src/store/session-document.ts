@@ -51,17 +51,49 @@ export function encodeDocument(doc: SessionDocument): string {
   // Property order is the layout the write script matches and writes; keep it in step with write-session-7.lua.
   // Byte for byte what JSON.stringify of the whole object gives, plus the spans trailer that needs each part's length.
   const cs = indexedObject(doc.conversationState);
-  const iq = JSON.stringify(doc.interruptedQueries);
-  const ri = JSON.stringify(doc.recentInteractions);
   const up = indexedObject(doc.userPreferences);
-  const entries = `${cs.index};${up.index}`;
+  return encodeDocumentText(doc, {
+    conversationState: cs.text,
+    conversationStateIndex: cs.index,
+    interruptedQueries: JSON.stringify(doc.interruptedQueries),
+    interruptedCount: doc.interruptedQueries.length,
+    recentInteractions: JSON.stringify(doc.recentInteractions),
+    recentCount: doc.recentInteractions.length,
+    userPreferences: up.text,
+    userPreferencesIndex: up.index,
+  });
+}
+
+/** The four context fields as canonical JSON texts (what JSON.stringify writes), with the two lists' lengths. */
+export interface ContextTexts {
+  readonly conversationState: string;
+  readonly interruptedQueries: string;
+  readonly interruptedCount: number;
+  readonly recentInteractions: string;
+  readonly recentCount: number;
+  readonly userPreferences: string;
+  /** The objects' entry indexes (indexedObject), when the writer has them; otherwise found from the texts. */
+  readonly conversationStateIndex?: string;
+  readonly userPreferencesIndex?: string;
+}
+
+/**
+ * The document from its header and the context fields' texts, for writers that hold the texts rather than values
+ * (the data tool keeps a field's key order and numbers exactly as they came). The texts must be canonical
+ * (JSON.stringify's output: no white space, its escapes): the write script compares and splices them as text.
+ */
+export function encodeDocumentText(
+  header: Pick<SessionDocument, "version" | "storedAt" | "lastUpdated" | "ttlSeconds">,
+  texts: ContextTexts,
+): string {
+  const { conversationState: cs, interruptedQueries: iq, recentInteractions: ri, userPreferences: up } = texts;
+  const entries = `${texts.conversationStateIndex ?? entryIndexOfText(cs)};${texts.userPreferencesIndex ?? entryIndexOfText(up)}`;
   const bytes = (text: string) => Buffer.byteLength(text, "utf8"); // what Lua's # counts
-  const spans = [bytes(cs.text), bytes(iq), doc.interruptedQueries.length, bytes(ri), doc.recentInteractions.length];
+  const spans = [bytes(cs), bytes(iq), texts.interruptedCount, bytes(ri), texts.recentCount, entries.length];
   return (
-    `{"version":${doc.version},"storedAt":${doc.storedAt},"lastUpdated":${doc.lastUpdated},` +
-    `"ttlSeconds":${doc.ttlSeconds},"conversationState":${cs.text},"interruptedQueries":${iq},` +
-    `"recentInteractions":${ri},"userPreferences":${up.text},"entries":"${entries}",` +
-    `"spans":[${spans.join(",")},${entries.length}]}`
+    `{"version":${header.version},"storedAt":${header.storedAt},"lastUpdated":${header.lastUpdated},` +
+    `"ttlSeconds":${header.ttlSeconds},"conversationState":${cs},"interruptedQueries":${iq},` +
+    `"recentInteractions":${ri},"userPreferences":${up},"entries":"${entries}","spans":[${spans.join(",")}]}`
   );
 }
 
@@ -83,6 +115,63 @@ export function indexedObject(value: Readonly<Record<string, unknown>> | undefin
   }
   return { text: `{${parts.join(",")}}`, index: index.join(",") };
 }
+
+/** The entry index (indexedObject) of a canonical JSON object text, found by scanning its top level once. */
+export function entryIndexOfText(text: string): string {
+  const index: number[] = [];
+  let i = 1;
+  while (i < text.length - 1) {
+    const keyEnd = stringEnd(text, i);
+    const valueEnd = valueEndAt(text, keyEnd + 2);
+    index.push(
+      Buffer.byteLength(text.slice(i, keyEnd + 1), "utf8"),
+      Buffer.byteLength(text.slice(keyEnd + 2, valueEnd + 1), "utf8"),
+    );
+    i = valueEnd + 2;
+  }
+  return index.join(",");
+}
+
+/** Index of the closing quote of the JSON string that opens at `i`. */
+function stringEnd(text: string, i: number): number {
+  for (let p = i + 1; ; p++) {
+    if (text[p] === "\\") p++;
+    else if (text[p] === '"') return p;
+  }
+}
+
+/** Index of the last character of the JSON value that starts at `i`. */
+function valueEndAt(text: string, i: number): number {
+  const first = text[i];
+  if (first === '"') return stringEnd(text, i);
+  if (first !== "{" && first !== "[") {
+    let p = i;
+    while (p + 1 < text.length && !",}]".includes(text[p + 1])) p++;
+    return p;
+  }
+  let depth = 0;
+  for (let p = i; ; p++) {
+    const c = text[p];
+    if (c === '"') p = stringEnd(text, p);
+    else if (c === "{" || c === "[") depth++;
+    else if (c === "}" || c === "]") {
+      depth--;
+      if (depth === 0) return p;
+    }
+  }
+}
+
+/**
+ * A document without its spans trailer (and the entry index before it): `{"version":…,"userPreferences":{…}}`, the part that is the session's
+ * data (the trailer only describes it). Documents written before the trailer existed come back as they are.
+ */
+export function withoutSpans(document: string): string {
+  const trailer = SPANS_TRAILER.exec(document);
+  return trailer === null ? document : `${document.slice(0, trailer.index)}}`;
+}
+
+// The spans, with the entry index before them when the document has one (six spans).
+const SPANS_TRAILER = /(?:,"entries":"[\d,;]*")?,"spans":\[\d+,\d+,\d+,\d+,\d+(?:,\d+)?\]\}$/;
 
 export function decodeDocument(text: string): SessionDocument {
   return JSON.parse(text) as SessionDocument;

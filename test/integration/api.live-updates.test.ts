@@ -175,6 +175,50 @@ describe.each([
     }
   });
 
+  it("lists a user's session changes: written, then erased with deleteUserSessions", async () => {
+    const headers = gatewayHeaders(freshTenant(), "alice");
+    const client = wsClient(server.url, { headers });
+    try {
+      const list = subscribeWs<{ userSessionsChanged: { type: string; sessionId: string; version: number } }>(
+        client,
+        USER_SESSIONS_CHANGED,
+      );
+      // A live feed: wait for it to be there (the first write's event) before counting on the others.
+      for (;;) {
+        await merge(headers, "probe", { n: 1 });
+        try {
+          await list.next(1, 500);
+          break;
+        } catch {
+          // not subscribed yet: the next probe write tells
+        }
+      }
+      const base = list.results.length;
+      await merge(headers, "a", { x: 1 });
+      await merge(headers, "b", { y: 1 });
+      const erased = await server.post({ query: `mutation { deleteUserSessions }` }, headers);
+      expect(erased.body.data).toEqual({ deleteUserSessions: 3 });
+      // Until the three deletions are in (a late probe write's event may come too: it is left out below).
+      let events: { type: string; sessionId: string; version: number }[] = [];
+      for (let n = base + 1; events.filter((e) => e.type === "DELETED").length < 3; n++) {
+        events = (await list.next(n)).slice(base).map((r) => r.data!.userSessionsChanged);
+      }
+      const written = events.filter((e) => e.type === "UPDATED" && e.sessionId !== "probe");
+      expect(written.map((e) => [e.sessionId, e.version])).toEqual([
+        ["a", 1],
+        ["b", 1],
+      ]);
+      expect(
+        events
+          .filter((e) => e.type === "DELETED")
+          .map((e) => e.sessionId)
+          .sort(),
+      ).toEqual(["a", "b", "probe"]);
+    } finally {
+      await client.dispose();
+    }
+  });
+
   it("serves the same over SSE on /graphql/stream", async () => {
     const headers = gatewayHeaders(freshTenant(), "alice");
     await merge(headers, "s1", { a: 1 });

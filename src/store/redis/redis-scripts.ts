@@ -38,6 +38,28 @@ export enum LeaseRelease {
   Released = 1,
 }
 
+/** What import-session-7.lua answers first. Only `Written` wrote anything. */
+export enum ImportStatus {
+  Written = "WRITTEN",
+  /** The same version with the same context is there already. */
+  Unchanged = "UNCHANGED",
+  /** Mode "skip", and another state of the session is there. */
+  Exists = "EXISTS",
+  /** Mode "newer", and the session there was written as late or later. */
+  NotNewer = "NOT_NEWER",
+  /** Its expiry has passed. */
+  Expired = "EXPIRED",
+}
+
+/** import-session-7.lua's reply: the status, then (when written) FirstCleanup and the tenant's cleanup interval. */
+export type ImportSessionReply = [status: ImportStatus, firstCleanup: FirstCleanup, cleanupIntervalSeconds: string];
+
+/** export-sessions.lua's reply: the node's clock (ms), then per session [pttl, document, entry…] or [] when gone. */
+export type ExportSessionsReply = [
+  now: string,
+  ...sessions: ([pttl: number, document: string, ...entries: string[]] | [])[],
+];
+
 /** write-session-7.lua's reply; the last two elements come only with `Written` (with `TooManyKeys` the third is the count). */
 export type WriteSessionReply = [
   status: WriteSessionStatus,
@@ -56,6 +78,10 @@ declare module "ioredis" {
     sessionHistory(sessionKey: string, historyKey: string, before: string, first: string): Result<string[], Context>;
     /** See scripts/user-sessions-page-4.lua. */
     userSessionsPage(...keysAndArgs: string[]): Result<(string | number)[], Context>;
+    /** See scripts/import-session-7.lua for KEYS, ARGV and the reply. */
+    importSession(...keysAndArgs: string[]): Result<ImportSessionReply, Context>;
+    /** See scripts/export-sessions.lua: numKeys first, then KEYS. */
+    exportSessions(numKeys: number, ...keys: string[]): Result<ExportSessionsReply, Context>;
     /** See scripts/claim-cleanup-1.lua. */
     claimCleanup(key: string, tenantId: string, dueAt: string, nextAt: string): Result<CleanupClaim, Context>;
     /** See scripts/release-lease-1.lua. */
@@ -83,6 +109,8 @@ const SCRIPTS = {
   sessionHistory: load("session-history-2.lua"),
   deleteSessions: load("delete-sessions.lua"),
   userSessionsPage: load("user-sessions-page-4.lua"),
+  importSession: load("import-session-7.lua"),
+  exportSessions: load("export-sessions.lua"),
   claimCleanup: load("claim-cleanup-1.lua"),
   releaseLease: load("release-lease-1.lua"),
   serverTime: load("server-time-1.lua"),
