@@ -1,11 +1,16 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Cluster, Redis } from "ioredis";
+import pino from "pino";
 import { createInterrupt, type Interrupt } from "../../src/data/interrupt";
 import type { Progress } from "../../src/data/progress";
 import { RedisCleanupSchedule } from "../../src/store/redis/redis-cleanup-schedule";
-import type { RedisClient } from "../../src/store/redis/redis-client";
+import { createRedisClient, whenReady, type RedisClient } from "../../src/store/redis/redis-client";
 import { RedisSessionStore } from "../../src/store/redis/redis-session-store";
 import { RedisSessionTransfer } from "../../src/store/redis/redis-session-transfer";
 import { DEFAULT_TENANT_SETTINGS } from "../../src/tenants/tenant-settings";
+import { startRedis, type RedisProcess } from "./redis-server";
 
 /** The service's limits as the data tool gets them from the configuration (the defaults). */
 export const TOOL_LIMITS = { maxContextBytes: 262_144, maxTtlSeconds: 2_592_000 };
@@ -71,4 +76,39 @@ export async function dump(
     }
   }
   return result;
+}
+
+/** Two Redis servers a data test moves sessions between, a client of each, and a scratch folder for files. */
+export interface SourceAndTarget {
+  source: RedisProcess;
+  target: RedisProcess;
+  sourceClient: RedisClient;
+  targetClient: RedisClient;
+  dir: string;
+}
+
+/**
+ * Registers hooks that start a source and a target redis-server (with clients whose command timeout suits bulk
+ * work) and a scratch folder named `<folderPrefix>…` before the file's tests, and remove them all after;
+ * `started` receives them.
+ */
+export function useSourceAndTarget(folderPrefix: string, started: (pair: SourceAndTarget) => void): void {
+  let pair: SourceAndTarget | undefined;
+  const client = async (url: string) => {
+    const redis = createRedisClient({ url, logger: pino({ enabled: false }), commandTimeoutMs: 10_000 });
+    await whenReady(redis, 5000);
+    return redis;
+  };
+  beforeAll(async () => {
+    const [source, target] = await Promise.all([startRedis(), startRedis()]);
+    const [sourceClient, targetClient] = await Promise.all([client(source.url), client(target.url)]);
+    pair = { source, target, sourceClient, targetClient, dir: mkdtempSync(join(tmpdir(), folderPrefix)) };
+    started(pair);
+  });
+  afterAll(async () => {
+    if (!pair) return;
+    await Promise.all([pair.sourceClient.quit(), pair.targetClient.quit()]);
+    await Promise.all([pair.source.stop(), pair.target.stop()]);
+    rmSync(pair.dir, { recursive: true, force: true });
+  });
 }

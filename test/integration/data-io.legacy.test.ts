@@ -1,14 +1,12 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
-import pino from "pino";
 import { runMigrateLegacy, type MigrateOptions } from "../../src/data/migrate-legacy-command";
 import { CLEANUP_SCHEDULE_KEY, sessionKey } from "../../src/store/keys";
-import { createRedisClient, whenReady, type RedisClient } from "../../src/store/redis/redis-client";
-import { dump, quietDeps, storeOn, transferOn } from "../helpers/data-io";
+import type { RedisClient } from "../../src/store/redis/redis-client";
+import { dump, quietDeps, storeOn, transferOn, useSourceAndTarget } from "../helpers/data-io";
 import { pollUntil } from "../helpers/poll";
-import { startRedis, type RedisProcess } from "../helpers/redis-server";
+import type { RedisProcess } from "../helpers/redis-server";
 
 /**
  * migrate-legacy on a generated legacy data set with tricky values: what the contract promises lands exactly, what
@@ -24,23 +22,7 @@ let sourceClient: RedisClient;
 let targetClient: RedisClient;
 let dir: string;
 
-const client = async (url: string) => {
-  const redis = createRedisClient({ url, logger: pino({ enabled: false }), commandTimeoutMs: 10_000 });
-  await whenReady(redis, 5000);
-  return redis;
-};
-
-beforeAll(async () => {
-  [source, target] = await Promise.all([startRedis(), startRedis()]);
-  [sourceClient, targetClient] = await Promise.all([client(source.url), client(target.url)]);
-  dir = mkdtempSync(join(tmpdir(), "legacy-"));
-});
-
-afterAll(async () => {
-  await Promise.all([sourceClient.quit(), targetClient.quit()]);
-  await Promise.all([source.stop(), target.stop()]);
-  rmSync(dir, { recursive: true, force: true });
-});
+useSourceAndTarget("legacy-", (pair) => ({ source, target, sourceClient, targetClient, dir } = pair));
 
 /** A Python json.dumps of `value` (", " and ": " separators, non-ASCII escaped). */
 const py = (value: unknown) =>

@@ -1,16 +1,14 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import pino from "pino";
 import { runExport } from "../../src/data/export-command";
 import { runImport, type ImportOptions } from "../../src/data/import-command";
 import { decodeChangeMessage } from "../../src/live/session-change";
 import type { JsonObject } from "../../src/sessions/session-record";
 import { changeChannel, CLEANUP_SCHEDULE_KEY, sessionKey, tenantPrefix } from "../../src/store/keys";
-import { createRedisClient, whenReady, type RedisClient } from "../../src/store/redis/redis-client";
-import { dump, quietDeps, storeOn, TOOL_LIMITS, transferOn } from "../helpers/data-io";
-import { startRedis, type RedisProcess } from "../helpers/redis-server";
+import type { RedisClient } from "../../src/store/redis/redis-client";
+import { dump, quietDeps, storeOn, TOOL_LIMITS, transferOn, useSourceAndTarget } from "../helpers/data-io";
+import type { RedisProcess } from "../helpers/redis-server";
 import { freshTenant } from "../helpers/test-server";
 
 /**
@@ -31,23 +29,7 @@ let sourceClient: RedisClient;
 let targetClient: RedisClient;
 let dir: string;
 
-const client = async (url: string) => {
-  const redis = createRedisClient({ url, logger: pino({ enabled: false }), commandTimeoutMs: 10_000 });
-  await whenReady(redis, 5000);
-  return redis;
-};
-
-beforeAll(async () => {
-  [source, target] = await Promise.all([startRedis(), startRedis()]);
-  [sourceClient, targetClient] = await Promise.all([client(source.url), client(target.url)]);
-  dir = mkdtempSync(join(tmpdir(), "data-io-"));
-});
-
-afterAll(async () => {
-  await Promise.all([sourceClient.quit(), targetClient.quit()]);
-  await Promise.all([source.stop(), target.stop()]);
-  rmSync(dir, { recursive: true, force: true });
-});
+useSourceAndTarget("data-io-", (pair) => ({ source, target, sourceClient, targetClient, dir } = pair));
 
 const importOptions = (input: string, more: Partial<ImportOptions> = {}): ImportOptions => ({
   input,
