@@ -1,5 +1,6 @@
 import { idProblem } from "../sessions/ids";
 import { assertStorableJson } from "../sessions/json-limits";
+import type { SessionToWrite } from "../store/redis/redis-session-transfer";
 import type { ContextTexts } from "../store/session-document";
 import { CONTEXT_JSON_OVERHEAD, encodeDocumentText } from "../store/session-document";
 
@@ -8,22 +9,7 @@ import { CONTEXT_JSON_OVERHEAD, encodeDocumentText } from "../store/session-docu
  * stored layout, when its key expires, and its change log entries. Both `import` (from an export file) and
  * `migrate-legacy` produce these.
  */
-export interface SessionImport {
-  readonly tenantId: string;
-  readonly userId: string;
-  readonly sessionId: string;
-  readonly version: number;
-  readonly lastUpdated: number;
-  /** When the key expires (epoch ms), as at the source; 0: `remainingTtlMs` from the moment it is written. */
-  readonly expiresAt: number;
-  readonly remainingTtlMs: number;
-  /** The session document (session-document.ts layout, spans trailer included). */
-  readonly document: string;
-  /** The four context fields as a store's change, for the live-update announcement. */
-  readonly change: string;
-  /** The change log, newest first (history-entry.ts layout), contiguous down from `version`. */
-  readonly history: readonly string[];
-}
+export type SessionImport = SessionToWrite;
 
 /** What bounds a session the tool writes: the service's own limits (Config). */
 export interface ImportLimits {

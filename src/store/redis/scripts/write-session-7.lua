@@ -129,34 +129,10 @@ local function object_entries(s)
   end
 end
 
--- The same from an entry index (`k,v,k,v,…`: byte lengths of each key text and value text), without looking at
--- the values; nil when the index does not add up to the object's length.
-local function indexed_entries(s, index)
-  local keys, values = {}, {}
-  if index == '' then
-    if s == '{}' then return keys, values end
-    return nil
-  end
-  local p = 2
-  for kl, vl in string.gmatch(index, '(%d+),(%d+)') do
-    kl, vl = tonumber(kl), tonumber(vl)
-    local after = byte(s, p + kl + vl + 1)
-    -- Each entry where the index puts it: "key":value followed by , or } (a wrong index is not followed).
-    if byte(s, p) ~= QUOTE or byte(s, p + kl - 1) ~= QUOTE or byte(s, p + kl) ~= COLON
-      or (after ~= COMMA and after ~= RBRACE) then
-      return nil
-    end
-    keys[#keys + 1] = sub(s, p, p + kl - 1)
-    values[#values + 1] = sub(s, p + kl + 1, p + kl + vl)
-    p = p + kl + vl + 2
-  end
-  if p - 1 ~= #s then return nil end
-  return keys, values
-end
-
--- Whether `index` puts every entry of the object text `s` where it is (the checks of indexed_entries, no copies):
--- an index carried over for a field the write leaves as it is.
-local function index_fits(s, index)
+-- Walks an entry index (`k,v,k,v,…`: byte lengths of each key text and value text) over the object text `s`, without
+-- looking at the values: true when every entry is where the index puts it ("key":value followed by , or }) and the
+-- index adds up to the object's length. With `keys` and `values`, also collects the key and value texts.
+local function walk_index(s, index, keys, values)
   if index == '' then return s == '{}' end
   local p = 2
   for kl, vl in string.gmatch(index, '(%d+),(%d+)') do
@@ -166,9 +142,25 @@ local function index_fits(s, index)
       or (after ~= COMMA and after ~= RBRACE) then
       return false
     end
+    if keys then
+      keys[#keys + 1] = sub(s, p, p + kl - 1)
+      values[#values + 1] = sub(s, p + kl + 1, p + kl + vl)
+    end
     p = p + kl + vl + 2
   end
   return p - 1 == #s
+end
+
+-- The same as object_entries from an entry index; nil when the index does not fit the object.
+local function indexed_entries(s, index)
+  local keys, values = {}, {}
+  if not walk_index(s, index, keys, values) then return nil end
+  return keys, values
+end
+
+-- Whether `index` fits the object text `s` (no copies): an index carried over for a field the write leaves as it is.
+local function index_fits(s, index)
+  return walk_index(s, index, nil, nil)
 end
 
 -- Entries of an object field, by its index when it has a good one, else by scanning.
