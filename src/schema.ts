@@ -4,6 +4,7 @@ import { parse, type GraphQLSchema } from "graphql";
 import { DateTimeResolver } from "graphql-scalars";
 import { buildSchema, createResolversMap, type AuthCheckerFn, type PubSub } from "type-graphql";
 import type { RequestContext } from "./context/request-context";
+import { entriesOf } from "./execution/json-text";
 import { OrphanCleanupResolver } from "./cleanup/orphan-cleanup.resolver";
 import { ForbiddenError } from "./errors/errors";
 import { SessionHistoryResolver } from "./history/session-history.resolver";
@@ -62,6 +63,7 @@ export async function buildSessionSchema(deps: SchemaDeps): Promise<GraphQLSchem
   const resolverMap = createResolversMap(schema) as Record<string, Record<string, unknown>>;
   resolverMap.SessionContext = {
     ...resolverMap.SessionContext,
+    ...storedContextResolvers,
     // async: a refused representation must reject its own promise (an error at `_entities.<i>`, that entry null),
     // not throw synchronously out of @apollo/subgraph's map, which would fail every entity of the request.
     __resolveReference: async (
@@ -75,6 +77,22 @@ export async function buildSessionSchema(deps: SchemaDeps): Promise<GraphQLSchem
     { typeDefs: parse(FEDERATION_LINK + printSchemaWithDirectives(schema)), resolvers: resolverMap as never },
   ]);
 }
+
+/**
+ * The context fields of SessionContext, copied from the stored document into answers written by writeJsonAnswer
+ * (HTTP), parsed values elsewhere (subscriptions). Plain functions on the resolver map rather than type-graphql field
+ * resolvers: those convert each record into an instance of the type class first, on every field.
+ */
+const storedContextResolvers = {
+  conversationState: (record: SessionRecord, _args: unknown, ctx: RequestContext) =>
+    ctx.answerWritesJsonText && record.stored ? record.stored.conversationState : record.conversationState,
+  recentInteractions: (record: SessionRecord, _args: unknown, ctx: RequestContext) =>
+    ctx.answerWritesJsonText && record.stored
+      ? [entriesOf(record.stored.recentInteractions)]
+      : record.recentInteractions,
+  userPreferences: (record: SessionRecord, _args: unknown, ctx: RequestContext) =>
+    ctx.answerWritesJsonText && record.stored ? record.stored.userPreferences : record.userPreferences,
+};
 
 /**
  * `@Authorized("service")` passes for service and admin, `@Authorized("admin")` for admin only. A caller without

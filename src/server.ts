@@ -2,6 +2,7 @@ import { createServer as createHttpServer, type Server } from "node:http";
 import type { Tracer } from "@opentelemetry/api";
 import type { AddressInfo } from "node:net";
 import { ApolloServer } from "@apollo/server";
+import { writeJsonAnswerText } from "./execution/json-answer";
 import {
   ApolloServerPluginCacheControlDisabled,
   ApolloServerPluginLandingPageDisabled,
@@ -132,6 +133,8 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
     stopOnTerminationSignals: false,
     hideSchemaDetailsFromClientErrors: config.production,
     formatError: seam.formatError,
+    // Copies stored context JSON into the answer (JsonText), as the prepared lane does: the same bytes either way.
+    stringifyResult: writeJsonAnswerText,
     validationRules: [...seam.validationRules],
     // Persisted-query hashes live in the same Redis as the sessions (in memory with the embedded store).
     persistedQueries: { cache: backend.queryCache, ttl: 86_400 },

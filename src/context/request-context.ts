@@ -29,6 +29,15 @@ export class RequestContext {
     readonly traceHeaders?: TraceHeaders,
   ) {}
 
+  /**
+   * Whether this request's answer is written by writeJsonAnswer, which copies stored JSON (JsonText) as it is:
+   * every HTTP answer is (the prepared lane, and Apollo through its `stringifyResult`); a subscription's messages
+   * are serialized by graphql-ws and graphql-sse with JSON.stringify.
+   */
+  get answerWritesJsonText(): boolean {
+    return this.live === undefined;
+  }
+
   get caller(): Caller {
     if (this.identity === undefined) throw new UnauthenticatedError("this operation needs credentials");
     return this.identity;

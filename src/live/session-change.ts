@@ -1,7 +1,7 @@
 import type { SessionOperationName } from "../history/history-entry";
 import type { JsonObject, SessionRecord, SessionRef } from "../sessions/session-record";
 import { refFromMember } from "../store/keys";
-import { toRecordParsingContextLazily } from "../store/session-document";
+import { readDocument } from "../store/stored-session-record";
 
 /** A session written: its new version, what the write was given, and the whole context after it. */
 export interface SessionUpdated {
@@ -45,7 +45,7 @@ export function decodeChangeMessage(tenantId: string, message: string): SessionC
     const [member, operation, change, document] = splitFields(message, 2, 4);
     if (document === undefined) return undefined;
     const ref = refFromMember(member);
-    const record = toRecordParsingContextLazily(tenantId, ref, document);
+    const record = readDocument(tenantId, ref, document);
     return {
       type: "UPDATED",
       ref,

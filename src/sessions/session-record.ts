@@ -1,3 +1,5 @@
+import type { JsonText } from "../execution/json-text";
+
 /** A JSON value as the contract stores it: anything `JSON.parse` can return. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
@@ -28,6 +30,18 @@ export interface SessionRecord extends ContextFields {
   readonly lastUpdated: Date;
   readonly ttlSeconds: number;
   readonly expiresAt: Date;
+  /**
+   * The context fields' stored texts, when the record was read from a stored document (stored-session-record.ts):
+   * an answer written by writeJsonAnswer copies them instead of serializing the parsed values.
+   */
+  readonly stored?: StoredContext;
+}
+
+/** The stored JSON texts of the context fields an answer can copy (interruptedQueries, a list of GraphQL strings, cannot). */
+export interface StoredContext {
+  readonly conversationState: JsonText;
+  readonly recentInteractions: JsonText;
+  readonly userPreferences: JsonText;
 }
 
 /** Who writes: the caller's user id and roles, as the change log records them. */

@@ -178,7 +178,7 @@ export function decodeDocument(text: string): SessionDocument {
 }
 
 /** The record's fields that come from the document's numeric header and the key. */
-function recordHeader(
+export function recordHeader(
   tenantId: string,
   ref: SessionRef,
   header: Pick<SessionDocument, "version" | "storedAt" | "lastUpdated" | "ttlSeconds">,
@@ -212,42 +212,6 @@ export function toRecord(
     recentInteractions: doc.recentInteractions,
     userPreferences: doc.userPreferences,
   });
-}
-
-// The numeric header every document starts with (see SessionDocument): enough for a record without the context.
-const HEADER = /^\{"version":(\d+),"storedAt":(\d+),"lastUpdated":(\d+),"ttlSeconds":(\d+),"conversationState":/;
-
-/**
- * The record of a document the write script just wrote, with the four context fields parsed on first use: a
- * write's answer usually selects only `version`, `lastUpdated` and the like, and parsing the whole document for
- * those was about 4 % of the server's CPU per write. Reads parse eagerly (`toRecord`), so a damaged document
- * fails at the field that read it.
- */
-export function toRecordParsingContextLazily(tenantId: string, ref: SessionRef, text: string): SessionRecord {
-  const header = HEADER.exec(text);
-  if (header === null) return toRecord(tenantId, ref, decodeDocument(text));
-  let doc: SessionDocument | undefined;
-  const context = () => (doc ??= decodeDocument(text));
-  const lazily = <K extends keyof SessionDocument>(field: K) => ({ get: () => context()[field], enumerable: true });
-  return Object.defineProperties(
-    recordHeader(
-      tenantId,
-      ref,
-      {
-        version: Number(header[1]),
-        storedAt: Number(header[2]),
-        lastUpdated: Number(header[3]),
-        ttlSeconds: Number(header[4]),
-      },
-      sessionKey(tenantId, ref.userId, ref.sessionId),
-    ),
-    {
-      conversationState: lazily("conversationState"),
-      interruptedQueries: lazily("interruptedQueries"),
-      recentInteractions: lazily("recentInteractions"),
-      userPreferences: lazily("userPreferences"),
-    },
-  ) as SessionRecord;
 }
 
 /** The newest `cap` entries of a list (lists are appended in order, so the newest are at the end). */

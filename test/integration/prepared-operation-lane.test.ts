@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
 import { ENTITIES, MERGE, READ, sessionKeyOf, STORE } from "../helpers/api";
 import { parseMetrics, valueOf } from "../helpers/metrics";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
@@ -99,6 +100,34 @@ describe("prepared-operation lane", () => {
       expect(second.status).toBe(200);
       expect(second.contentType).toBe("application/json; charset=utf-8");
       expect(second.body.data?.sessionContext).toMatchObject({ conversationState: { step: 3, total: 0.1 + 0.2 } });
+    });
+
+    it("a read copies the stored context as stored: keys in the order merges wrote them, text as kept", async () => {
+      const tenant = freshTenant();
+      const state = { step: 3, note: 'é 👩🏽‍💻 "q" \u2028 \ud800', nested: { empty: [], none: {} } };
+      const write = async (query: string, input: Record<string, unknown>) =>
+        expect((await production.post({ query, variables: { input } }, caller(tenant))).body.errors).toBeUndefined();
+      await write(STORE, { sessionId: "s1", conversationState: state, recentInteractions: [{ a: 1 }] });
+      // A merge appends the new key after the others; an object parsed in JavaScript would put "7" first.
+      await write(MERGE, { sessionId: "s1", conversationState: { "7": "later" }, recentInteractions: [{ b: [] }] });
+      const admin = new Redis(redis.url);
+      const document = (await admin.get(sessionKeyOf(tenant, "alice", "s1")))!;
+      admin.disconnect();
+      const storedText = (field: string, next: string) => document.split(`"${field}":`)[1].split(`,"${next}":`)[0];
+      const request = { body: { query: unseen(READ), variables: { sessionId: "s1" } }, headers: caller(tenant) };
+
+      const { first, second, secondByLane } = await twice(production, request);
+
+      expect(secondByLane).toBe(1);
+      expect(second.text).toBe(first.text);
+      expect(storedText("conversationState", "interruptedQueries")).toBe(
+        `{"step":3,"note":${JSON.stringify(state.note)},"nested":{"empty":[],"none":{}},"7":"later"}`,
+      );
+      for (const answer of [first, second]) {
+        expect(answer.text).toContain(`"conversationState":${storedText("conversationState", "interruptedQueries")}`);
+        expect(answer.text).toContain(`"recentInteractions":[{"a":1},{"b":[]}]`);
+        expect(answer.text).toContain(`"userPreferences":{}`);
+      }
     });
 
     it("a read of a session that is not there", async () => {

@@ -111,7 +111,13 @@ describe.each([
           record.recentInteractions.length,
         ]);
         expect(document).toBe(
-          encodeDocument({ ...record, storedAt: +record.storedAt, lastUpdated: +record.lastUpdated }),
+          encodeDocument({
+            version: record.version,
+            storedAt: +record.storedAt,
+            lastUpdated: +record.lastUpdated,
+            ttlSeconds: record.ttlSeconds,
+            ...contextOf(record),
+          }),
         );
       }
     });

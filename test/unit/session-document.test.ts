@@ -1,10 +1,6 @@
-import {
-  decodeDocument,
-  encodeDocument,
-  toRecord,
-  toRecordParsingContextLazily,
-  type SessionDocument,
-} from "../../src/store/session-document";
+import { decodeDocument, encodeDocument, toRecord, type SessionDocument } from "../../src/store/session-document";
+import { readDocument } from "../../src/store/stored-session-record";
+import type { ContextFields } from "../../src/sessions/session-record";
 
 /** The stored layout both stores share (session-document.ts); write-session-7.lua writes the same text. */
 
@@ -62,40 +58,63 @@ describe("Readers ignore the trailer", () => {
 });
 
 const ref = { userId: "alice", sessionId: "s1" };
-const written: SessionDocument = {
-  version: 7,
-  storedAt: Date.UTC(2026, 0, 1),
-  lastUpdated: Date.UTC(2026, 0, 2, 3, 4, 5, 678),
-  ttlSeconds: 3600,
-  conversationState: { step: 3, total: 0.1 + 0.2, nested: { empty: [], none: {} } },
-  interruptedQueries: ["where was I?"],
-  recentInteractions: [{ at: "2026-01-02T03:04:05.678Z", text: "héllo 👋" }],
-  userPreferences: { language: "de-DE" },
-};
 
-describe("toRecordParsingContextLazily: the record of a written document", () => {
-  it("equals the eagerly decoded record, field by field", () => {
-    const text = encodeDocument(written);
+describe("readDocument: a record over the stored document's slices", () => {
+  const text = encodeDocument(doc);
+  const sliceOf = (value: unknown) => JSON.stringify(value);
 
-    expect(toRecordParsingContextLazily("t1", ref, text)).toEqual(toRecord("t1", ref, decodeDocument(text)));
+  it("equals the eagerly decoded record, field by field, from a string or from bytes", () => {
+    const expected = toRecord("t1", ref, decodeDocument(text));
+    for (const source of [text, Buffer.from(text)]) {
+      const record = readDocument("t1", ref, source);
+      expect(contextOf(record)).toEqual(contextOf(expected));
+      expect({ ...record, stored: undefined, interruptedText: undefined }).toEqual(
+        Object.fromEntries(Object.entries(expected).filter(([key]) => !(key in contextOf(expected)))),
+      );
+    }
   });
 
-  it("reads the header without parsing the context, and parses it on the first context field read", () => {
-    // A valid header in front of a context that is not JSON: only reading a context field can notice.
-    const text = `${encodeDocument(written).split('"conversationState":')[0]}"conversationState":{not json`;
+  it("keeps each context field's stored text, byte for byte, to copy into answers", () => {
+    const record = readDocument("t1", ref, Buffer.from(text));
 
-    const record = toRecordParsingContextLazily("t1", ref, text);
+    expect(record.stored?.conversationState.text.toString()).toBe(sliceOf(doc.conversationState));
+    expect(record.stored?.recentInteractions.text.toString()).toBe(sliceOf(doc.recentInteractions));
+    expect(record.stored?.userPreferences.text.toString()).toBe(sliceOf(doc.userPreferences));
+  });
 
-    expect(record.version).toBe(7);
-    expect(record.lastUpdated.toISOString()).toBe("2026-01-02T03:04:05.678Z");
-    expect(record.expiresAt.getTime()).toBe(written.lastUpdated + 3600 * 1000);
+  it("reads the header without parsing the context, and parses a field on its first read", () => {
+    // A valid layout around a conversationState that is not JSON: only reading that field can notice.
+    const state = sliceOf(doc.conversationState);
+    const broken = text.replace(state, `{${"x".repeat(Buffer.byteLength(state) - 2)}}`);
+
+    const record = readDocument("t1", ref, broken);
+
+    expect(record.version).toBe(3);
+    expect(record.expiresAt.getTime()).toBe(doc.lastUpdated + doc.ttlSeconds * 1000);
+    expect(record.userPreferences).toEqual(doc.userPreferences);
     expect(() => record.conversationState).toThrow(SyntaxError);
   });
 
-  it("parses a document of another layout eagerly, as reads do", () => {
-    const text = JSON.stringify({ ...written, version: undefined, extra: 1, v: written.version });
+  it("parses whole, as before, a document without the trailer or whose spans do not fit its text", () => {
+    const withoutTrailer = JSON.stringify(doc);
+    // The trailer's spans, not userPreferences' own "spans" member.
+    const wrongSpans = text.replace(
+      /"spans":\[(\d+),(?=[\d,]*\]\}$)/,
+      (_m, cs: string) => `"spans":[${Number(cs) + 1},`,
+    );
+    const fiveSpans = text.replace(/,"entries":"[^"]*"/, "").replace(/,\d+\]\}$/, "]}");
 
-    expect(() => toRecordParsingContextLazily("t1", ref, text)).not.toThrow();
-    expect(toRecordParsingContextLazily("t1", ref, text).conversationState).toEqual(written.conversationState);
+    for (const source of [withoutTrailer, wrongSpans, fiveSpans]) {
+      const record = readDocument("t1", ref, source);
+      expect(contextOf(record)).toEqual(contextOf(doc));
+    }
+    expect(readDocument("t1", ref, withoutTrailer).stored).toBeUndefined();
+    expect(readDocument("t1", ref, wrongSpans).stored).toBeUndefined();
+    expect(readDocument("t1", ref, fiveSpans).stored).toBeDefined(); // a trailer without the entry index still fits
   });
 });
+
+function contextOf(fields: ContextFields): ContextFields {
+  const { conversationState, interruptedQueries, recentInteractions, userPreferences } = fields;
+  return { conversationState, interruptedQueries, recentInteractions, userPreferences };
+}

@@ -3,6 +3,7 @@ import { execute, type ExecutionResult, type GraphQLSchema } from "graphql";
 import type { RequestContext } from "../../context/request-context";
 import type { Metrics } from "../../metrics/metrics";
 import type { ExecutionSeam } from "../execution-seam";
+import { writeJsonAnswer } from "../json-answer";
 import { compileOperation } from "./compile-operation";
 import type { PreparedOperationCache } from "./prepared-operation-cache";
 import { singleResultContentType } from "./response-content-type";
@@ -11,7 +12,8 @@ import { singleResultContentType } from "./response-content-type";
 export interface LaneResponse {
   status: number;
   headers: Map<string, string>;
-  body: string;
+  /** Bytes when the answer copied stored bytes (writeJsonAnswer). */
+  body: Buffer | string;
   context: RequestContext;
 }
 
@@ -88,7 +90,7 @@ export class PreparedOperationLane {
     const errors = result.errors ?? [];
     const formatted = errors.length > 0 ? seam.formatErrors(errors) : undefined;
     const responseHeaders = new Map([["content-type", contentType], ...(formatted?.headers ?? [])]);
-    const text = `${JSON.stringify({ errors: formatted?.errors, data: result.data, extensions: result.extensions })}\n`;
+    const text = writeJsonAnswer({ errors: formatted?.errors, data: result.data, extensions: result.extensions });
     observed.end({ operationName: operation.name?.value ?? null, operationType: operation.operation, errors });
     this.options.metrics.preparedLaneRequests.inc();
     return { status: formatted?.status ?? 200, headers: responseHeaders, body: text, context };

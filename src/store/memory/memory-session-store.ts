@@ -27,14 +27,8 @@ import type {
 import type { TenantSettingsValues } from "../../tenants/tenant-settings";
 import { InProcessChangeFeed } from "../../live/session-change-feed";
 import { changeChannel, indexMember, sessionKey } from "../keys";
-import {
-  contextBytes,
-  decodeDocument,
-  encodeDocument,
-  newest,
-  toRecord,
-  type SessionDocument,
-} from "../session-document";
+import { contextBytes, decodeDocument, encodeDocument, newest, type SessionDocument } from "../session-document";
+import { readDocument } from "../stored-session-record";
 import { newestFirst, pageAfter } from "../session-page";
 import { MemoryTenantState } from "./memory-tenant-settings-store";
 
@@ -92,7 +86,7 @@ export class MemorySessionStore implements SessionStore {
   async getMany(tenantId: string, refs: readonly SessionRef[]): Promise<(SessionRecord | null)[]> {
     return refs.map((ref) => {
       const entry = this.live(sessionKey(tenantId, ref.userId, ref.sessionId));
-      return entry === undefined ? null : toRecord(tenantId, ref, decodeDocument(entry.document));
+      return entry === undefined ? null : readDocument(tenantId, ref, entry.document);
     });
   }
 
@@ -182,7 +176,7 @@ export class MemorySessionStore implements SessionStore {
     const sessions: (PageCursor & { record: SessionRecord })[] = [];
     for (const [key, entry] of this.entries) {
       if (entry.tenantId === tenantId && entry.ref.userId === userId && this.live(key) !== undefined) {
-        const record = toRecord(tenantId, entry.ref, decodeDocument(entry.document));
+        const record = readDocument(tenantId, entry.ref, entry.document);
         sessions.push({ lastUpdated: entry.lastUpdated, member: entry.member, record });
       }
     }
@@ -280,7 +274,7 @@ export class MemorySessionStore implements SessionStore {
     });
     // The embedded schedule applies this when called, so the write and its scheduling are still one step.
     await this.tenants.scheduleFirstRun(tenantId, now + tenant.cleanupIntervalSeconds * 1000);
-    const record = toRecord(tenantId, ref, decodeDocument(document));
+    const record = readDocument(tenantId, ref, document);
     this.changes.announce(tenantId, {
       type: "UPDATED",
       ref: { userId: ref.userId, sessionId: ref.sessionId },

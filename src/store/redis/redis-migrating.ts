@@ -39,7 +39,8 @@ export async function retryWhileMigrating<T>(call: () => Promise<T>): Promise<T>
 }
 
 /**
- * Reads `keys` — keys of one tenant, so of one hash slot — in one MGET, bounded by the command timeout.
+ * Reads `keys` — keys of one tenant, so of one hash slot — in one MGET, bounded by the command timeout. The values
+ * come back as the bytes Redis holds (never decoded: a stored document's slices go into answers as they are).
  *
  * On a Cluster the MGET goes straight to the connection of the master the client's slot map names, so that a
  * redirection comes back to us at once: through the Cluster client, ioredis would retry a TRYAGAIN (the keys split
@@ -47,19 +48,19 @@ export async function retryWhileMigrating<T>(call: () => Promise<T>): Promise<T>
  * then fail. Any redirection (TRYAGAIN, ASK, MOVED) splits the batch instead: one GET per key through the Cluster
  * client, each following its own ASK or MOVED, which always works while a slot moves. Two round trips, only then.
  */
-export async function readKeys(redis: RedisClient, keys: readonly string[]): Promise<(string | null)[]> {
-  if (!(redis instanceof Cluster)) return bounded(redis, redis.mget(keys as string[]));
-  if (keys.length === 1) return [await redis.get(keys[0])];
+export async function readKeys(redis: RedisClient, keys: readonly string[]): Promise<(Buffer | null)[]> {
+  if (!(redis instanceof Cluster)) return bounded(redis, redis.mgetBuffer(keys as string[]));
+  if (keys.length === 1) return [await redis.getBuffer(keys[0])];
   try {
-    return await (slotMaster(redis, keys[0]) ?? redis).mget(keys as string[]);
+    return await (slotMaster(redis, keys[0]) ?? redis).mgetBuffer(keys as string[]);
   } catch (error) {
     if (!redirected(error)) throw error;
     return perKey(redis, keys);
   }
 }
 
-function perKey(cluster: Cluster, keys: readonly string[]): Promise<(string | null)[]> {
-  return Promise.all(keys.map((key) => cluster.get(key)));
+function perKey(cluster: Cluster, keys: readonly string[]): Promise<(Buffer | null)[]> {
+  return Promise.all(keys.map((key) => cluster.getBuffer(key)));
 }
 
 /** The ready connection to the master that serves `key`'s slot in the client's slot map, if it has one. */

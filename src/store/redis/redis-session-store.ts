@@ -30,13 +30,8 @@ import {
   userIndexKey,
 } from "../keys";
 import { pageAfter } from "../session-page";
-import {
-  CONTEXT_JSON_OVERHEAD,
-  decodeDocument,
-  indexedObject,
-  toRecord,
-  toRecordParsingContextLazily,
-} from "../session-document";
+import { CONTEXT_JSON_OVERHEAD, decodeDocument, indexedObject } from "../session-document";
+import { readDocument } from "../stored-session-record";
 import { ping, type RedisClient } from "./redis-client";
 import { readKeys, retryWhileMigrating } from "./redis-migrating";
 import { toStoreError } from "./redis-errors";
@@ -94,9 +89,7 @@ export class RedisSessionStore implements SessionStore {
     if (refs.length === 0) return [];
     const keys = refs.map((ref) => sessionKey(tenantId, ref.userId, ref.sessionId));
     const values = await readKeys(this.reads, keys).catch(toStoreError("read"));
-    return values.map((value, i) =>
-      value === null ? null : toRecord(tenantId, refs[i], decodeDocument(value), keys[i]),
-    );
+    return values.map((value, i) => (value === null ? null : readDocument(tenantId, refs[i], value, keys[i])));
   }
 
   store(tenantId: string, ref: SessionRef, write: SessionWrite, limits: WriteLimits): Promise<SessionRecord> {
@@ -158,7 +151,7 @@ export class RedisSessionStore implements SessionStore {
       entries: page.entries.map((entry, i) => {
         const document = documents[i];
         // null: the session expired or was deleted between the two steps; the page leaves it out.
-        return { ...entry, record: document === null ? null : toRecord(tenantId, entry.ref, decodeDocument(document)) };
+        return { ...entry, record: document === null ? null : readDocument(tenantId, entry.ref, document, keys[i]) };
       }),
     };
   }
@@ -328,7 +321,7 @@ export class RedisSessionStore implements SessionStore {
 
     switch (status) {
       case WriteSessionStatus.Written: {
-        const record = toRecordParsingContextLazily(tenantId, ref, value);
+        const record = readDocument(tenantId, ref, value);
         if (firstCleanup === FirstCleanup.Needed)
           await this.scheduleFirstCleanup(tenantId, record.lastUpdated.getTime() + Number(interval) * 1000);
         return record;

@@ -1,0 +1,101 @@
+import { JsonText } from "./json-text";
+
+/**
+ * The JSON text of a GraphQL answer (`{errors, data, extensions}` as given) followed by a newline, exactly as
+ * `JSON.stringify(value) + "\n"` — Apollo's own serializer — would write it, except that a JsonText is written as
+ * the text it holds. A Buffer when some JsonText holds bytes (a Redis read: the stored bytes go out as they came
+ * in, never decoded), else a string.
+ *
+ * It follows JSON.stringify's rules: `toJSON` first (a Date writes its ISO string), own enumerable keys in their
+ * order, `undefined`, functions and symbols left out of objects and written as null in arrays, non-finite numbers
+ * as null. It walks what execution built — a handful of objects per answer — in plain JavaScript; user values it
+ * meets that are not JsonText (the embedded store's history, say) are walked the same way, correctly if more slowly.
+ */
+export function writeJsonAnswer(value: unknown): Buffer | string {
+  const writer = new AnswerWriter();
+  writer.value(value);
+  writer.text += "\n";
+  return writer.finish();
+}
+
+/** `writeJsonAnswer` as a string, for writers that insist on one (Apollo's `stringifyResult`). */
+export function writeJsonAnswerText(value: unknown): string {
+  const answer = writeJsonAnswer(value);
+  return typeof answer === "string" ? answer : answer.toString("utf8");
+}
+
+class AnswerWriter {
+  /** Text written since the last byte chunk. */
+  text = "";
+  /** Earlier text and the byte chunks between it, in order; empty while no JsonText held bytes. */
+  private readonly chunks: (Buffer | string)[] = [];
+
+  value(value: unknown): void {
+    if (value instanceof JsonText) {
+      if (typeof value.text === "string") this.text += value.text;
+      else {
+        if (this.text !== "") this.chunks.push(this.text);
+        this.chunks.push(value.text);
+        this.text = "";
+      }
+      return;
+    }
+    switch (typeof value) {
+      case "string":
+        this.text += JSON.stringify(value);
+        return;
+      case "number":
+        this.text += Number.isFinite(value) ? JSON.stringify(value) : "null";
+        return;
+      case "boolean":
+        this.text += value ? "true" : "false";
+        return;
+      case "object":
+        if (value === null) this.text += "null";
+        else if (typeof (value as { toJSON?: unknown }).toJSON === "function")
+          this.value((value as { toJSON(): unknown }).toJSON());
+        else if (Array.isArray(value)) this.list(value);
+        else this.object(value as Record<string, unknown>);
+        return;
+      case "bigint":
+        throw new TypeError("Do not know how to serialize a BigInt"); // as JSON.stringify
+      default:
+        this.text += "null"; // undefined, a function or a symbol where a value must be: JSON.stringify writes null
+    }
+  }
+
+  private list(values: readonly unknown[]): void {
+    this.text += "[";
+    for (let i = 0; i < values.length; i++) {
+      if (i > 0) this.text += ",";
+      this.value(values[i]);
+    }
+    this.text += "]";
+  }
+
+  private object(object: Record<string, unknown>): void {
+    this.text += "{";
+    let first = true;
+    for (const key of Object.keys(object)) {
+      const member = object[key];
+      if (member === undefined || typeof member === "function" || typeof member === "symbol") continue;
+      this.text += first ? `${JSON.stringify(key)}:` : `,${JSON.stringify(key)}:`;
+      first = false;
+      this.value(member);
+    }
+    this.text += "}";
+  }
+
+  finish(): Buffer | string {
+    if (this.chunks.length === 0) return this.text;
+    this.chunks.push(this.text);
+    let length = 0;
+    for (const chunk of this.chunks)
+      length += typeof chunk === "string" ? Buffer.byteLength(chunk, "utf8") : chunk.length;
+    const answer = Buffer.allocUnsafe(length);
+    let at = 0;
+    for (const chunk of this.chunks)
+      at += typeof chunk === "string" ? answer.write(chunk, at, "utf8") : chunk.copy(answer, at);
+    return answer;
+  }
+}
