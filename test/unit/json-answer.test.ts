@@ -39,11 +39,17 @@ describe("A JsonText is written as the text it holds", () => {
     expect(answer).toBe(`{"data":{"a":${stored},"b":"x"}}\n`);
   });
 
-  it("as bytes, copied unchanged, when a JsonText holds bytes", () => {
-    const bytes = Buffer.from(stored, "utf8");
-    const answer = writeJsonAnswer({ data: { a: new JsonText(bytes), b: "é", c: new JsonText(bytes) } });
-    expect(Buffer.isBuffer(answer)).toBe(true);
-    expect(answer.toString()).toBe(`{"data":{"a":${stored},"b":"é","c":${stored}}}\n`);
+  it("as bytes, copied unchanged, when a JsonText holds 8 KB of bytes or more; shorter bytes are decoded into text", () => {
+    const large = `{"big":${JSON.stringify("é".repeat(8 * 1024))},"rest":${stored}}`;
+    for (const [text, asBytes] of [
+      [stored, false],
+      [large, true],
+    ] as const) {
+      const bytes = Buffer.from(text, "utf8");
+      const answer = writeJsonAnswer({ data: { a: new JsonText(bytes), b: "é", c: new JsonText(bytes) } });
+      expect(Buffer.isBuffer(answer)).toBe(asBytes);
+      expect(answer.toString()).toBe(`{"data":{"a":${text},"b":"é","c":${text}}}\n`);
+    }
   });
 
   it("a list's entries as one fragment: [entriesOf(list)] writes the list", () => {
