@@ -68,10 +68,20 @@ export type WriteSessionReply = [
   cleanupIntervalSeconds?: string,
 ];
 
+/** WriteSessionReply as bytes (ioredis's `…Buffer` form of a command): the document is not decoded on its way in. */
+export type WriteSessionBufferReply = [
+  status: Buffer,
+  value: Buffer,
+  firstCleanup?: Buffer,
+  cleanupIntervalSeconds?: Buffer,
+];
+
 declare module "ioredis" {
   interface RedisCommander<Context> {
     /** See scripts/write-session-7.lua for KEYS, ARGV and the reply. */
     writeSession(...keysAndArgs: string[]): Result<WriteSessionReply, Context>;
+    /** writeSession, its reply as bytes. */
+    writeSessionBuffer(...keysAndArgs: string[]): Result<WriteSessionBufferReply, Context>;
     /** See scripts/delete-sessions.lua: numKeys first, then KEYS, then ARGV. */
     deleteSessions(numKeys: number, ...keysAndArgs: string[]): Result<[deleted: number, dropped: number], Context>;
     /** See scripts/session-history-2.lua. */

@@ -285,8 +285,9 @@ export class RedisSessionStore implements SessionStore {
     const state = indexedObject(write.conversationState ?? fallback?.object);
     const preferences = indexedObject(write.userPreferences ?? fallback?.object);
 
-    const [status, value, firstCleanup, interval] = await retryWhileMigrating(() =>
-      this.redis.writeSession(
+    // As bytes: the new document goes into the record (and a selected context into the answer) without being decoded.
+    const reply = await retryWhileMigrating(() =>
+      this.redis.writeSessionBuffer(
         sessionKey(tenantId, ref.userId, ref.sessionId),
         settingsKey(tenantId),
         activityIndexKey(tenantId),
@@ -318,22 +319,24 @@ export class RedisSessionStore implements SessionStore {
         String(MAX_OBJECT_KEYS),
       ),
     ).catch(toStoreError("write"));
+    const [status, bytes, firstCleanup, interval] = reply;
+    const value = () => String(bytes); // the document when written; else short (a version, a count, a field name)
 
-    switch (status) {
+    switch (String(status) as WriteSessionStatus) {
       case WriteSessionStatus.Written: {
-        const record = readDocument(tenantId, ref, value);
-        if (firstCleanup === FirstCleanup.Needed)
-          await this.scheduleFirstCleanup(tenantId, record.lastUpdated.getTime() + Number(interval) * 1000);
+        const record = readDocument(tenantId, ref, bytes);
+        if (String(firstCleanup) === FirstCleanup.Needed)
+          await this.scheduleFirstCleanup(tenantId, record.lastUpdated.getTime() + Number(String(interval)) * 1000);
         return record;
       }
       case WriteSessionStatus.Conflict:
-        throw new ConflictError(write.expectedVersion ?? -1, Number(value));
+        throw new ConflictError(write.expectedVersion ?? -1, Number(value()));
       case WriteSessionStatus.TooLarge:
-        throw new ContextTooLargeError(Number(value) + CONTEXT_JSON_OVERHEAD, limits.maxContextBytes);
+        throw new ContextTooLargeError(Number(value()) + CONTEXT_JSON_OVERHEAD, limits.maxContextBytes);
       case WriteSessionStatus.TooManyKeys:
         throw new TooManyKeysError(
-          value as "conversationState" | "userPreferences",
-          Number(firstCleanup),
+          value() as "conversationState" | "userPreferences",
+          Number(String(firstCleanup)),
           MAX_OBJECT_KEYS,
         );
       default:
