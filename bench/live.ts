@@ -210,7 +210,7 @@ export class Watchers {
       all.start = all.received();
       return all;
     } catch (error) {
-      await Promise.all(watchers.map((w) => w.close()));
+      await new Watchers(watchers, 0).close(port);
       throw error;
     }
   }
@@ -231,8 +231,13 @@ export class Watchers {
     };
   }
 
-  close(): Promise<void> {
-    return Promise.all(this.watchers.map((w) => w.close())).then(() => undefined);
+  /**
+   * Closes every connection and waits until the server at `port` has let go of their subscriptions (its Redis
+   * unsubscriptions would otherwise land in the next scenario's count of commands).
+   */
+  async close(port: number): Promise<void> {
+    await Promise.all(this.watchers.map((w) => w.close()));
+    await untilActive(port, 0);
   }
 
   private received(): number {

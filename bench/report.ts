@@ -132,7 +132,8 @@ export function targetsMet(rows: Measured[], serverCores: number): Target[] {
       "read one, 1.6 KB: ≥ 0.65 of the bare baseline by server CPU per request",
       readOne?.cpuRatio,
       (v) => v >= 0.65,
-      readOne && `${fmt(cpu(readOne))} µs against ${fmt(cpu(readOne) * readOne.cpuRatio!)}; by req/s ${fmt(readOne.ratio!, 2)}`,
+      readOne &&
+        `${fmt(cpu(readOne))} µs against ${fmt(cpu(readOne) * readOne.cpuRatio!)}; by req/s ${fmt(readOne.ratio!, 2)}`,
     ),
     target(
       "read one, 64 KB: ≥ 0.60 of the bare baseline by server CPU per request",
@@ -145,7 +146,8 @@ export function targetsMet(rows: Measured[], serverCores: number): Target[] {
       "read 20 (aliases), 1.6 KB: ≥ 30,000 sessions/s per server core",
       read20 && read20.sessionsPerSec / serverCores,
       (v) => v >= 30_000,
-      read20 && `${fmt((20 * 1e6) / cpu(read20))} sessions per second of server CPU, server at ${read20.cpu.serverPercent}%`,
+      read20 &&
+        `${fmt((20 * 1e6) / cpu(read20))} sessions per second of server CPU, server at ${read20.cpu.serverPercent}%`,
       0,
     ),
     target(
@@ -182,7 +184,9 @@ export function targetsMet(rows: Measured[], serverCores: number): Target[] {
       "cheaper than the peer (Mercurius + graphql-jit) by CPU per read, 1.6 KB: ≥ 1.5×",
       readOne?.peerCpuRatio,
       (v) => v >= 1.5,
-      readOne?.peerCpuRatio !== undefined ? `peer ${fmt(cpu(byName("peer-read-one")))} µs, ours ${fmt(cpu(readOne))}` : "",
+      readOne?.peerCpuRatio !== undefined
+        ? `peer ${fmt(cpu(byName("peer-read-one")))} µs, ours ${fmt(cpu(readOne))}`
+        : "",
     ),
     target(
       "cheaper than the peer by CPU per read, 64 KB: ≥ 2×",

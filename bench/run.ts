@@ -152,7 +152,7 @@ async function main(settings: BenchSettings, processes: BenchProcesses): Promise
         result.note = `${w.subscribers} subscribers on ${w.connections} connections: ${w.received} events for ${w.acknowledged} acknowledged merges, ${w.missing} missing, ${w.unexpected.length} unexpected frames, ${w.closedEarly} connections closed early`;
       }
     } finally {
-      await watchers?.close();
+      await watchers?.close(server.port);
     }
     if (hotBefore) {
       const hotAfter = await storedVersion(redis.admin, hot);

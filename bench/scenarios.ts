@@ -136,14 +136,12 @@ export function scenarios(data: DataSet, large: DataSet): Scenario[] {
       ),
       needs: ["baseline-json"],
     },
-    {
-      ...readOne(
-        "read-one",
-        "sessionContext(sessionId) with every field, the caller's own session, random across the data set",
-        data,
-        "server",
-      ),
-    },
+    readOne(
+      "read-one",
+      "sessionContext(sessionId) with every field, the caller's own session, random across the data set",
+      data,
+      "server",
+    ),
     {
       name: "read-20",
       description: "20 aliased sessionContext reads (every field) of one user's 20 sessions in one request",
@@ -263,7 +261,7 @@ function mergeScenario(name: string, description: string, pick: (rand: () => num
 export function selectScenarios(all: Scenario[], only: readonly string[] | undefined): Scenario[] {
   if (!only) return all;
   const wanted = new Set(only);
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const s of all) {
       for (const name of wanted.has(s.name) ? (s.needs ?? []) : []) {

@@ -147,9 +147,7 @@ export async function meanDocumentBytes(admin: Redis, data: DataSet, sample = 10
   const sessions = Array.from({ length: Math.min(sample, data.total) }, (_, i) =>
     data.session(Math.floor((i * data.total) / Math.min(sample, data.total))),
   );
-  const lengths = await Promise.all(
-    sessions.map((s) => admin.strlen(sessionKey(s.tenantId, s.userId, s.sessionId))),
-  );
+  const lengths = await Promise.all(sessions.map((s) => admin.strlen(sessionKey(s.tenantId, s.userId, s.sessionId))));
   return Math.round(lengths.reduce((a, n) => a + n, 0) / lengths.length);
 }
 
