@@ -48,7 +48,7 @@ function machine(redisVersion: string, nproc: number, pinned: boolean) {
     redis: redisVersion,
     date: new Date().toISOString(),
     pinned: pinned
-      ? "server and baseline on core 0; Redis and the load generator (autocannon, this process) on core 1"
+      ? "the servers (ours, the bare baseline, the peer) on core 0; Redis and the load generator (autocannon and merge-watched's subscribers, this process) on core 1"
       : "not pinned (taskset not found)",
   };
 }
