@@ -14,8 +14,8 @@
  * listens on 127.0.0.1 only; child processes are stopped on exit and SIGINT.
  *
  * Environment (all optional): BENCH_SESSIONS (100000), BENCH_LARGE_SESSIONS (2000), BENCH_DURATION (10 s per
- * scenario), BENCH_WARMUP (2 s),
- * BENCH_SCENARIOS (comma-separated names: a subset, with the scenarios their ratios need), BENCH_SERVER_ENTRY (dist/main.js: a variant to compare),
+ * scenario), BENCH_WARMUP (2 s), BENCH_SCENARIOS (comma-separated names: a subset, with the scenarios their ratios
+ * need), BENCH_SERVER_ENTRY (dist/main.js: a variant to compare),
  * BENCH_NODE_ARGS (extra node flags for the server, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`),
  * BENCH_OUTPUT (bench/results/latest.json), BENCH_COMPARE_ENTRY (another build's dist/main.js: the merge scenario
  * alternates between its server and this one, BENCH_COMPARE_ROUNDS times, default 3), BENCH_LIVE_RATE (1000 merges/s
