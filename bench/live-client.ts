@@ -207,3 +207,94 @@ export async function sendMerges(
   agent.destroy();
   return { merges, failures, skipped };
 }
+
+/**
+ * One user's connection with one subscription (FOLLOW) to each of the user's `sessions`, as a client showing all
+ * of them would hold: the gateway headers name one user per connection, and a connection carries at most 100
+ * subscriptions (the server's MAX_SUBSCRIPTIONS_PER_CONNECTION). It counts the events of each subscription and
+ * reads nothing else of them.
+ */
+export class UserWatcher {
+  /** Events received, by subscription (the index of its session in `sessions`). */
+  readonly events: number[];
+  unexpected: string[] = [];
+  closed: string | undefined;
+
+  private constructor(
+    readonly sessions: readonly SeededSession[],
+    private readonly socket: WebSocket,
+  ) {
+    this.events = sessions.map(() => 0);
+  }
+
+  /** Opens the socket, waits for connection_ack and subscribes once per session; resolves once all are sent. */
+  static open(port: number, sessions: readonly SeededSession[]): Promise<UserWatcher> {
+    const user = sessions[0];
+    const socket = new WebSocket(`ws://127.0.0.1:${port}/graphql`, "graphql-transport-ws", {
+      headers: { "x-gateway-secret": GATEWAY_SECRET, "x-tenant-id": user.tenantId, "x-user-id": user.userId },
+      perMessageDeflate: false,
+    });
+    const watcher = new UserWatcher(sessions, socket);
+    return new Promise((resolve, reject) => {
+      const fail = (error: Error) => reject(error);
+      socket.once("error", fail);
+      socket.once("open", () => socket.send(JSON.stringify({ type: "connection_init" })));
+      socket.once("close", (code, reason) => {
+        watcher.closed = `${code} ${String(reason)}`;
+        reject(new Error(`socket closed before connection_ack: ${watcher.closed}`));
+      });
+      socket.once("message", (data: Buffer) => {
+        if (!data.toString().includes('"connection_ack"')) return reject(new Error(`no ack: ${data.toString()}`));
+        socket.off("error", fail);
+        socket.on("error", () => undefined); // a close follows, recorded by the close handler
+        socket.on("message", (frame: Buffer) => watcher.onFrame(frame));
+        for (const [i, session] of sessions.entries()) {
+          const payload = { query: FOLLOW, variables: { sessionId: session.sessionId } };
+          socket.send(JSON.stringify({ id: String(i), type: "subscribe", payload }));
+        }
+        resolve(watcher);
+      });
+    });
+  }
+
+  /** Events received on all of this connection's subscriptions. */
+  get total(): number {
+    return this.events.reduce((a, n) => a + n, 0);
+  }
+
+  close(): Promise<void> {
+    if (this.socket.readyState === WebSocket.CLOSED) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.socket.once("close", () => resolve());
+      this.socket.close(1000);
+    });
+  }
+
+  // graphql-ws writes `{"id":"<id>","type":"next",…}`: the id is read from there without parsing the payload; a
+  // frame laid out otherwise is parsed.
+  private onFrame(frame: Buffer): void {
+    if (frame.subarray(0, NEXT_ID.length).equals(NEXT_ID)) {
+      let i = NEXT_ID.length;
+      let id = 0;
+      for (; frame[i] >= 0x30 && frame[i] <= 0x39; i++) id = id * 10 + frame[i] - 0x30;
+      if (frame.subarray(i, i + NEXT_TYPE.length).equals(NEXT_TYPE) && id < this.events.length) {
+        this.events[id]++;
+        return;
+      }
+    }
+    const text = frame.toString();
+    let message: { id?: unknown; type?: unknown; payload?: { errors?: unknown } } = {};
+    try {
+      message = JSON.parse(text) as typeof message;
+    } catch {
+      // not JSON: recorded below
+    }
+    const id = Number(message.id);
+    if (message.type === "next" && !message.payload?.errors && id >= 0 && id < this.events.length) this.events[id]++;
+    else if (message.type === "ping") this.socket.send('{"type":"pong"}');
+    else if (this.unexpected.length < 5) this.unexpected.push(text.slice(0, 300));
+  }
+}
+
+const NEXT_ID = Buffer.from('{"id":"');
+const NEXT_TYPE = Buffer.from('","type":"next","payload":{"data":{"sessionContextChanged":{');

@@ -7,8 +7,9 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import { InspectorClient, type ProcessMemory } from "./inspector";
-import { openSubscribers, sendMerges, type SentMerge, type Subscriber } from "./live-client";
+import { openSubscribers, sendMerges, UserWatcher, type SentMerge, type Subscriber } from "./live-client";
 import { coreBusySeconds, percentile, procCpuSeconds, redisCpuSeconds } from "./measure";
+import { GATEWAY_SECRET } from "./scenarios";
 import { MERGE } from "./workload";
 import type { DataSet, SeededSession } from "./seed";
 
@@ -173,6 +174,119 @@ async function allDelivered(merges: SentMerge[], subscribers: Subscriber[], sess
     const left = deadline - performance.now();
     if (left <= 0) return;
     await subscriber.hasSeen(last.get(i % sessions.length) ?? 0, left);
+  }
+}
+
+/** What merge-watched's subscribers received: every acknowledged merge must reach its session's one subscriber. */
+export interface WatchedDelivery {
+  subscribers: number;
+  connections: number;
+  /** Merges the load generator saw acknowledged (check, warm-up and measured run). */
+  acknowledged: number;
+  /** Events received meanwhile (more than acknowledged when merges were in flight as a phase ended). */
+  received: number;
+  missing: number;
+  unexpected: string[];
+  closedEarly: number;
+}
+
+/**
+ * merge-watched's subscribers: one connection per user of `pool`, one subscription per session. `open` resolves
+ * once every subscription has received an event (merges of two state keys, appending nothing, so the documents do
+ * not grow); `delivered` then waits for the events of the scenario's acknowledged merges.
+ */
+export class Watchers {
+  private constructor(
+    private readonly watchers: UserWatcher[],
+    private start: number,
+  ) {}
+
+  static async open(port: number, pool: readonly (readonly SeededSession[])[]): Promise<Watchers> {
+    const watchers: UserWatcher[] = [];
+    try {
+      for (let i = 0; i < pool.length; i += 20)
+        watchers.push(...(await Promise.all(pool.slice(i, i + 20).map((user) => UserWatcher.open(port, user)))));
+      const all = new Watchers(watchers, 0);
+      await all.everyoneListens(port);
+      all.start = all.received();
+      return all;
+    } catch (error) {
+      await new Watchers(watchers, 0).close(port);
+      throw error;
+    }
+  }
+
+  /** Waits until `acknowledged` events have come since `open` (or GRACE_MS); says what came. */
+  async delivered(acknowledged: number): Promise<WatchedDelivery> {
+    const deadline = performance.now() + GRACE_MS;
+    while (this.received() - this.start < acknowledged && performance.now() < deadline) await sleep(20);
+    const received = this.received() - this.start;
+    return {
+      subscribers: this.watchers.reduce((a, w) => a + w.events.length, 0),
+      connections: this.watchers.length,
+      acknowledged,
+      received,
+      missing: Math.max(0, acknowledged - received),
+      unexpected: this.watchers.flatMap((w) => w.unexpected).slice(0, 3),
+      closedEarly: this.watchers.filter((w) => w.closed !== undefined).length,
+    };
+  }
+
+  /**
+   * Closes every connection and waits until the server at `port` has let go of their subscriptions (its Redis
+   * unsubscriptions would otherwise land in the next scenario's count of commands).
+   */
+  async close(port: number): Promise<void> {
+    await Promise.all(this.watchers.map((w) => w.close()));
+    await untilActive(port, 0);
+  }
+
+  private received(): number {
+    return this.watchers.reduce((a, w) => a + w.total, 0);
+  }
+
+  /**
+   * graphql-ws does not acknowledge a subscribe: a merge into each session not yet heard from, until all have. The
+   * merges go out PRIMING_IN_FLIGHT at a time, each after the previous one's answer, so a slow server (a loaded
+   * machine) only makes this slower.
+   */
+  private async everyoneListens(port: number): Promise<void> {
+    for (let round = 0; round < 5; round++) {
+      const silent = this.watchers.flatMap((w) => w.sessions.filter((_, i) => w.events[i] === 0));
+      if (silent.length === 0) return;
+      let next = 0;
+      const worker = async () => {
+        for (let i = next++; i < silent.length; i = next++) await mergeOnce(port, silent[i], round * silent.length + i);
+      };
+      await Promise.all(Array.from({ length: PRIMING_IN_FLIGHT }, worker));
+      const deadline = performance.now() + GRACE_MS;
+      while (performance.now() < deadline && this.watchers.some((w) => w.events.includes(0))) await sleep(20);
+    }
+    const silent = this.watchers.reduce((a, w) => a + w.events.filter((n) => n === 0).length, 0);
+    if (silent > 0) throw new Error(`merge-watched: ${silent} subscriptions received nothing after 5 rounds of merges`);
+  }
+}
+
+/** Merges in flight while priming merge-watched's subscribers. */
+const PRIMING_IN_FLIGHT = 32;
+
+/** One merge of liveMerge's into `session`, awaited; a failure is left for the next round to retry. */
+async function mergeOnce(port: number, session: SeededSession, n: number): Promise<void> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/graphql`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-gateway-secret": GATEWAY_SECRET,
+        "x-tenant-id": session.tenantId,
+        "x-user-id": session.userId,
+      },
+      body: liveMerge(session, n),
+      signal: AbortSignal.timeout(10_000),
+    });
+    await res.arrayBuffer();
+  } catch {
+    // the session stays silent: the next round merges into it again
   }
 }
 

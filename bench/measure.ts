@@ -10,7 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import autocannon from "autocannon";
 import { Redis } from "ioredis";
 import type { RedisProcess } from "../test/helpers/redis-server";
-import type { Scenario } from "./scenarios";
+import type { BenchRequest, Scenario } from "./scenarios";
 import { prng } from "./workload";
 
 /** Connections of the load generator. */
@@ -27,6 +27,7 @@ export interface Measured {
   sessionsPerSec: number;
   p50Ms: number;
   p99Ms: number;
+  p99OverP50: number;
   errors: number;
   errorDetail: {
     non2xx: number;
@@ -52,6 +53,8 @@ export interface Measured {
   /** Redis CPU time per request (µs), from INFO cpu: what one request costs Redis, which runs one script at a time. */
   redisCpuMicrosPerRequest: number;
   cpuRatio?: number;
+  /** The peer's CPU per request over this one's (read-one and read-one-64k): above 1, we are the cheaper. */
+  peerCpuRatio?: number;
   ratio?: number;
   ratioToRaw?: number;
   note?: string;
@@ -182,14 +185,27 @@ function runLoad(port: number, scenario: Scenario, seconds: number, seed: number
   });
 }
 
+const send = async (port: number, request: BenchRequest): Promise<{ status: number; body: string }> => {
+  const res = await fetch(`http://127.0.0.1:${port}${request.path}`, {
+    method: request.method,
+    headers: request.headers,
+    body: request.body,
+    signal: AbortSignal.timeout(10_000),
+  });
+  return { status: res.status, body: await res.text() };
+};
+
 /**
  * Sends a connection's first requests one at a time with MONITOR on: checks each answer and counts the commands
- * that reached Redis from a client (not from inside a script) per request.
+ * that reached Redis from a client (not from inside a script) per request. With `serverPort` (a scenario that must
+ * answer as the server does), each answer must also equal the server's answer to the same request, byte for byte
+ * but for the line break Apollo Server ends its JSON with (Fastify sends none).
  */
 async function check(
   port: number,
   scenario: Scenario,
   redisUrl: string,
+  serverPort: number | undefined,
 ): Promise<{ failures: string[]; roundTrips: number }> {
   const requests = scenario.requests(prng(999), 0).slice(0, CHECKED_REQUESTS);
   const monitorClient = new Redis(redisUrl);
@@ -202,23 +218,39 @@ async function check(
   await sleep(50);
   topLevel = 0;
   const failures: string[] = [];
+  const answers: string[] = [];
   try {
     for (const request of requests) {
-      const res = await fetch(`http://127.0.0.1:${port}${request.path}`, {
-        method: request.method,
-        headers: request.headers,
-        body: request.body,
-        signal: AbortSignal.timeout(10_000),
-      });
-      const body = await res.text();
-      if (res.status !== 200 || !scenario.verify(body)) failures.push(`${res.status} ${body.slice(0, 300)}`);
+      const { status, body } = await send(port, request);
+      answers.push(body);
+      if (status !== 200 || !scenario.verify(body)) failures.push(`${status} ${body.slice(0, 300)}`);
     }
     await sleep(100); // MONITOR lines arrive asynchronously
   } finally {
     monitor.disconnect();
     monitorClient.disconnect();
   }
+  // After MONITOR, so the server's reads are not counted; these scenarios only read, so the order does not matter.
+  if (serverPort !== undefined) {
+    for (const [i, request] of requests.entries()) {
+      const theirs = withoutFinalNewline(answers[i]);
+      const ours = withoutFinalNewline((await send(serverPort, request)).body);
+      if (theirs === ours) continue;
+      const at = firstDifference(theirs, ours);
+      const around = (text: string) => JSON.stringify(text.slice(Math.max(0, at - 80), at + 80));
+      failures.push(`differs from the server's answer at character ${at}: ${around(theirs)} / ${around(ours)}`);
+    }
+  }
   return { failures, roundTrips: topLevel / requests.length };
+}
+
+const withoutFinalNewline = (text: string) => (text.endsWith("\n") ? text.slice(0, -1) : text);
+
+/** Index of the first character where `a` and `b` differ. */
+function firstDifference(a: string, b: string): number {
+  let i = 0;
+  while (i < a.length && a[i] === b[i]) i++;
+  return i;
 }
 
 export interface MeasureOptions {
@@ -232,6 +264,8 @@ export interface MeasureOptions {
   index: number;
   durationSeconds: number;
   warmupSeconds: number;
+  /** The server's port, for scenarios whose answers must equal the server's (`sameAnswerAsServer`). */
+  serverPort?: number;
 }
 
 /**
@@ -240,9 +274,9 @@ export interface MeasureOptions {
  */
 export async function measure(
   scenario: Scenario,
-  { port, pid, redis, inScripts, index, durationSeconds, warmupSeconds }: MeasureOptions,
+  { port, pid, redis, inScripts, index, durationSeconds, warmupSeconds, serverPort }: MeasureOptions,
 ): Promise<Measured & { acknowledged: number }> {
-  const checked = await check(port, scenario, redis.url);
+  const checked = await check(port, scenario, redis.url, scenario.sameAnswerAsServer ? serverPort : undefined);
   if (checked.failures.length > 0)
     process.stderr.write(
       `  ${scenario.name}: ${checked.failures.length} wrong answers in the check, e.g. ${checked.failures[0]}\n`,
@@ -290,6 +324,7 @@ export async function measure(
     sessionsPerSec: reqPerSec * scenario.sessionsPerRequest,
     p50Ms: percentile(run.latencies, 50),
     p99Ms: percentile(run.latencies, 99),
+    p99OverP50: percentile(run.latencies, 99) / percentile(run.latencies, 50),
     errors: run.non2xx + run.errors + run.mismatches + checked.failures.length,
     errorDetail,
     redisRoundTripsPerRequest: roundTrips(delta, inScripts) / run.sent,

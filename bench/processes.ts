@@ -1,6 +1,7 @@
 /**
- * The bench's child processes: the two node servers it starts and its redis-server. Every one is tracked and
- * stopped on exit, on errors and on SIGINT/SIGTERM. With `taskset` on PATH, processes can be pinned to a core.
+ * The bench's child processes: the node servers it starts (ours, the bare baseline, the peer) and its
+ * redis-server. Every one is tracked and stopped on exit, on errors and on SIGINT/SIGTERM. With `taskset` on PATH,
+ * processes can be pinned to a core.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";

@@ -3,15 +3,19 @@
  * same run (the machine is noisy; ratios within one run are what we compare).
  *
  * Starts its own redis-server (test/helpers/redis-server.ts) and seeds BENCH_SESSIONS realistic contexts (100
- * tenants × 50 users × 20 sessions by default, about 1.6 KB of JSON each). Starts the built server (`node
- * dist/main.js`, production mode, gateway auth with a secret) and bench/baseline-server.ts (node:http + one ioredis
- * GET). With `taskset` on PATH, both servers run on core 0, Redis and the load generator (this process, autocannon)
- * on core 1. Every scenario: a short sequential check of the answers with Redis MONITOR on (exact round trips per
- * request), a warm-up, then a measured run with 64 connections. Prints one table and writes
- * bench/results/latest.json. Everything listens on 127.0.0.1 only; child processes are stopped on exit and SIGINT.
+ * tenants × 50 users × 20 sessions by default, about 1.6 KB of JSON each) and BENCH_LARGE_SESSIONS ~64 KB ones (10
+ * tenants × 10 users × 20 sessions by default). Starts the built server (`node dist/main.js`, production mode,
+ * gateway auth with a secret), bench/baseline-server.ts (node:http + one ioredis GET) and, when a peer scenario
+ * runs, bench/peer-server.ts (Mercurius + graphql-jit). With `taskset` on PATH, the servers run on core 0, Redis and
+ * the load generator (this process, autocannon, and merge-watched's subscribers) on core 1. Every scenario: a short
+ * sequential check of the answers with Redis MONITOR on (exact round trips per request; the peer's answers compared
+ * byte for byte with the server's), a warm-up, then a measured run with 64 connections. Prints one table with the
+ * ratios by server CPU per request and the targets of issue 14, and writes bench/results/latest.json. Everything
+ * listens on 127.0.0.1 only; child processes are stopped on exit and SIGINT.
  *
- * Environment (all optional): BENCH_SESSIONS (100000), BENCH_DURATION (10 s per scenario), BENCH_WARMUP (2 s),
- * BENCH_SCENARIOS (comma-separated names: a subset), BENCH_SERVER_ENTRY (dist/main.js: a variant to compare),
+ * Environment (all optional): BENCH_SESSIONS (100000), BENCH_LARGE_SESSIONS (2000), BENCH_DURATION (10 s per
+ * scenario), BENCH_WARMUP (2 s), BENCH_SCENARIOS (comma-separated names: a subset, with the scenarios their ratios
+ * need), BENCH_SERVER_ENTRY (dist/main.js: a variant to compare),
  * BENCH_NODE_ARGS (extra node flags for the server, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`),
  * BENCH_OUTPUT (bench/results/latest.json), BENCH_COMPARE_ENTRY (another build's dist/main.js: the merge scenario
  * alternates between its server and this one, BENCH_COMPARE_ROUNDS times, default 3), BENCH_LIVE_RATE (1000 merges/s
@@ -30,7 +34,7 @@ import "reflect-metadata";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { freePort, startRedis } from "../test/helpers/redis-server";
-import { IDLE_SUBSCRIBERS, measureIdleMemory, measureLiveDelivery } from "./live";
+import { IDLE_SUBSCRIBERS, measureIdleMemory, measureLiveDelivery, Watchers, type WatchedDelivery } from "./live";
 import { compareMerges, compareRowName, liveTargets, type LiveResults, type ScriptTimes } from "./live-report";
 import { commandTimes, measure, scriptCommands, type Measured } from "./measure";
 import { RedisCleanupSchedule } from "../src/store/redis/redis-cleanup-schedule";
@@ -49,8 +53,9 @@ import {
   type HotSession,
 } from "./report";
 import { baselinePath, GATEWAY_SECRET, hotSession, mergeFields, scenarios, selectScenarios } from "./scenarios";
-import { DataSet, seed, storedVersion } from "./seed";
+import { DataSet, meanDocumentBytes, seed, storedVersion } from "./seed";
 import { fromRoot, readSettings, ROOT, type BenchSettings } from "./settings";
+import { largeContext } from "./workload";
 
 async function main(settings: BenchSettings, processes: BenchProcesses): Promise<void> {
   const startedAt = performance.now();
@@ -82,6 +87,13 @@ async function main(settings: BenchSettings, processes: BenchProcesses): Promise
   process.stdout.write(
     `seeded in ${seedSeconds.toFixed(1)} s; ${memory.memoryUsagePerSessionKey} B per session key for ${memory.jsonBytesPerSession} B of JSON\n`,
   );
+  // The ~64 KB set after the memory report, which measures the ~1.7 KB set alone.
+  const large = new DataSet(settings.largeSessions, { tenants: 10, tenantPrefix: "large", context: largeContext });
+  const largeSeedSeconds = await seed(redis.url, large);
+  const largeBytes = { seeded: await meanDocumentBytes(redis.admin, large), afterMerges: Number.NaN };
+  process.stdout.write(
+    `seeded ${large.total.toLocaleString("en-US")} large sessions (${large.tenants} tenants × ${large.usersPerTenant} users × ${large.sessionsPerUser}, ${largeBytes.seeded} B each on average) in ${largeSeedSeconds.toFixed(1)} s\n`,
+  );
 
   const serverEnv = {
     REDIS_URL: redis.url,
@@ -103,22 +115,46 @@ async function main(settings: BenchSettings, processes: BenchProcesses): Promise
     baselinePath("raw", data.session(0)),
   );
 
+  const selected = selectScenarios(scenarios(data, large), settings.scenarios);
+  const peer = selected.some((s) => s.target === "peer")
+    ? await processes.startNode(
+        "peer",
+        [...startArgs, "-r", "ts-node/register/transpile-only", join(__dirname, "peer-server.ts")],
+        { REDIS_URL: redis.url, GATEWAY_SECRET, TS_NODE_PROJECT: join(ROOT, "tsconfig.json") },
+        "/health",
+      )
+    : undefined;
+
   const inScripts = scriptCommands(ROOT);
   const hot = hotSession(data);
   const rows: Measured[] = [];
   let hotResult: HotSession | undefined;
-  for (const [index, scenario] of selectScenarios(scenarios(data), settings.scenarios).entries()) {
-    const target = scenario.target === "server" ? server : baseline;
+  let watchedDelivery: WatchedDelivery | undefined;
+  for (const [index, scenario] of selected.entries()) {
+    const target = scenario.target === "server" ? server : scenario.target === "peer" ? peer! : baseline;
     const hotBefore = scenario.name === "merge-64-on-one" ? await storedVersion(redis.admin, hot) : undefined;
     process.stdout.write(`${scenario.name}…`);
-    const result = await measure(scenario, {
-      port: target.port,
-      pid: target.child.pid ?? 0,
-      redis,
-      inScripts,
-      index,
-      ...durations(settings),
-    });
+    const watchers = scenario.watched ? await Watchers.open(server.port, scenario.watched) : undefined;
+    let result: Awaited<ReturnType<typeof measure>>;
+    try {
+      result = await measure(scenario, {
+        port: target.port,
+        pid: target.child.pid ?? 0,
+        redis,
+        inScripts,
+        index,
+        serverPort: server.port,
+        ...durations(settings),
+      });
+      if (watchers) {
+        watchedDelivery = await watchers.delivered(result.acknowledged);
+        const w = watchedDelivery;
+        result.errors += w.missing + w.closedEarly + w.unexpected.length;
+        result.note = `${w.subscribers} subscribers on ${w.connections} connections: ${w.received} events for ${w.acknowledged} acknowledged merges, ${w.missing} missing, ${w.unexpected.length} unexpected frames, ${w.closedEarly} connections closed early`;
+      }
+    } finally {
+      await watchers?.close(server.port);
+    }
     if (hotBefore) {
       const hotAfter = await storedVersion(redis.admin, hot);
       hotResult = {
@@ -129,6 +165,10 @@ async function main(settings: BenchSettings, processes: BenchProcesses): Promise
       };
       result.note = `version +${hotAfter.version - hotBefore.version} for ${result.acknowledged} acknowledged merges (the difference: requests in flight when the load stopped); document now ${hotAfter.bytes} B`;
     }
+    if (scenario.name === "merge-64k") {
+      largeBytes.afterMerges = await meanDocumentBytes(redis.admin, large);
+      result.note = `the ~64 KB documents: ${largeBytes.seeded} B on average when seeded, ${largeBytes.afterMerges} B after the merges (each appends a ~180 B interaction and, at the cap of 100, drops the oldest ~370 B one)`;
+    }
     const { acknowledged: _acknowledged, ...row } = result;
     rows.push(row);
     process.stdout.write(progressLine(row));
@@ -137,7 +177,7 @@ async function main(settings: BenchSettings, processes: BenchProcesses): Promise
   const wants = (name: string) => !settings.scenarios || settings.scenarios.includes(name);
   const scriptTimes: ScriptTimes = {};
   const measureOn = async (name: string, on: NodeServer, index: number) => {
-    const merge = scenarios(data).find((s) => s.name === "merge")!;
+    const merge = scenarios(data, large).find((s) => s.name === "merge")!;
     process.stdout.write(`${name}…`);
     const before = await commandTimes(redis.admin);
     const { acknowledged: _acknowledged, ...row } = await measure(
@@ -206,12 +246,16 @@ async function main(settings: BenchSettings, processes: BenchProcesses): Promise
     pinned: processes.hasTaskset,
     settings,
     data,
+    large,
+    largeBytes,
     startArgs,
     seedSeconds,
+    largeSeedSeconds,
     baseline: baselineMeans,
     rows,
     targets,
     hotSession: hotResult,
+    watchedDelivery,
     memory,
     live,
     serverWarnings: server.warnings,

@@ -10,6 +10,8 @@ export const ROOT = join(__dirname, "..");
 export interface BenchSettings {
   /** BENCH_SESSIONS: how many sessions to seed (rounded to whole users, see DataSet). */
   readonly sessions: number;
+  /** BENCH_LARGE_SESSIONS: how many ~64 KB sessions to seed beside them (10 tenants, rounded to whole users). */
+  readonly largeSessions: number;
   /** BENCH_DURATION: the measured seconds of each scenario. */
   readonly durationSeconds: number;
   /** BENCH_WARMUP: the warm-up seconds before each measured run (0: none). */
@@ -35,6 +37,7 @@ export interface BenchSettings {
 export function readSettings(env: NodeJS.ProcessEnv = process.env): BenchSettings {
   return Object.freeze({
     sessions: Number(env.BENCH_SESSIONS ?? 100_000),
+    largeSessions: Number(env.BENCH_LARGE_SESSIONS ?? 2000),
     durationSeconds: Number(env.BENCH_DURATION ?? 10),
     warmupSeconds: Number(env.BENCH_WARMUP ?? 2),
     scenarios: env.BENCH_SCENARIOS?.split(",")

@@ -76,6 +76,58 @@ export function realisticContext(rand: () => number, now = Date.UTC(2025, 0, 15,
   };
 }
 
+/**
+ * An interaction of a long-running assistant session: two or three sentences, the model's citations and token
+ * counts (about 330 B of JSON, against `interaction`'s ~180 B).
+ */
+function longInteraction(rand: () => number, at: number): JsonObject {
+  const sentences = 2 + Math.floor(rand() * 2);
+  return {
+    ...interaction(rand, at),
+    text: Array.from({ length: sentences }, () => pick(rand, PHRASES)).join(" "),
+    citations: [`doc-${Math.floor(rand() * 1e6)}`, `doc-${Math.floor(rand() * 1e6)}`],
+    tokens: { prompt: Math.floor(rand() * 4000), completion: Math.floor(rand() * 800) },
+  };
+}
+
+/** Interactions in a large context: the default cap (maxRecentInteractions 100), so a merge's append trims one. */
+export const LARGE_INTERACTIONS = 100;
+
+/**
+ * A context of about 64 KB of JSON, as a long assistant session accumulates: the state of `realisticContext` plus
+ * retrieved passages (~24 KB) and a tool's result table (~8 KB), 100 interactions at the default list cap (~33 KB),
+ * six interrupted queries and the preferences. Within the default limits: MAX_CONTEXT_BYTES 256 KB, list caps 100,
+ * a few top-level keys per object.
+ */
+export function largeContext(rand: () => number, now = Date.UTC(2025, 0, 15, 9, 30)): ContextFields {
+  const base = realisticContext(rand, now);
+  const passage = () => Array.from({ length: 6 }, () => pick(rand, PHRASES)).join(" ");
+  return {
+    ...base,
+    conversationState: {
+      ...base.conversationState,
+      retrieved: Array.from({ length: 36 }, (_, i) => ({
+        id: `doc-${Math.floor(rand() * 1e6)}`,
+        title: `${pick(rand, TOPICS)} policy, section ${i + 1}`,
+        score: Math.round(rand() * 1000) / 1000,
+        text: passage(),
+      })),
+      orderLines: Array.from({ length: 60 }, (_, i) => ({
+        line: i + 1,
+        sku: `SKU-${Math.floor(rand() * 1e6)}`,
+        description: `${pick(rand, TOPICS)} item ${i + 1}`,
+        quantity: 1 + Math.floor(rand() * 9),
+        unitPrice: Math.round(rand() * 1e5) / 100,
+        status: rand() < 0.8 ? "shipped" : "pending",
+      })),
+    },
+    interruptedQueries: Array.from({ length: 6 }, () => pick(rand, PHRASES)),
+    recentInteractions: Array.from({ length: LARGE_INTERACTIONS }, (_, i) =>
+      longInteraction(rand, now - (LARGE_INTERACTIONS - i) * 45_000),
+    ),
+  };
+}
+
 /** The fields a client reads of a session: all of them. */
 export const SESSION_FIELDS = `id tenantId userId sessionId conversationState interruptedQueries recentInteractions
   userPreferences storedAt lastUpdated expiresAt ttlSeconds version`.replace(/\s+/g, " ");
