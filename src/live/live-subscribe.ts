@@ -7,6 +7,7 @@ import {
   type GraphQLError,
   type GraphQLFormattedError,
 } from "graphql";
+import type { Metrics } from "../metrics/metrics";
 import { closing } from "./closing-iterator";
 import type { LiveUpdates } from "./live-updates";
 import { isSharedItem, type SharedAnswer, type SharedItem, type StreamItem } from "./session-change-stream";
@@ -30,6 +31,8 @@ export interface LiveSubscribeOptions {
   plans: SharingPlans;
   /** The sink of the operation whose context this is; undefined: let graphql-js run it. */
   sinkOf(contextValue: unknown): LiveOperationSink | undefined;
+  /** session_event_executions_total. */
+  executions: Metrics["eventExecutions"];
   /** The seam's error formatting, for a result of one subscriber that carries errors. */
   formatErrors(errors: readonly GraphQLError[]): readonly GraphQLFormattedError[];
 }
@@ -57,6 +60,8 @@ export function liveSubscribe(
   options: LiveSubscribeOptions,
 ): (args: ExecutionArgs) => Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
   const { updates, plans } = options;
+  const executedShared = options.executions.labels({ shared: "true" });
+  const executedOwn = options.executions.labels({ shared: "false" });
   return async (args) => {
     const sink = options.sinkOf(args.contextValue);
     const plan = sink && plans.planOf(args.document, args.operationName);
@@ -69,12 +74,14 @@ export function liveSubscribe(
     const key = plan.sharingKey(args.variableValues);
 
     const perSubscriber = async (item: StreamItem): Promise<Buffer> => {
+      executedOwn.inc();
       const result = await execute({ ...args, rootValue: item });
       return serialize(result.errors?.length ? { ...result, errors: options.formatErrors(result.errors) } : result);
     };
     const shared = (item: SharedItem, key: string): SharedAnswer => {
       let answer = item.answers.get(key);
       if (answer === undefined) {
+        executedShared.inc();
         const executed = execute({ ...args, rootValue: item });
         // type-graphql's resolvers answer synchronously here; a promise is shared the same way.
         answer = executed instanceof Promise ? executed.then(shareable) : shareable(executed);

@@ -52,6 +52,7 @@ export function liveSubscribeOf(
   return liveSubscribe({
     updates: deps.updates,
     plans: deps.plans,
+    executions: deps.metrics.eventExecutions,
     sinkOf: (contextValue) => sinks.get(contextValue as RequestContext),
     formatErrors: (errors) => deps.seam.formatErrors([...errors]).errors,
   });
