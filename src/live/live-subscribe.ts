@@ -97,7 +97,8 @@ export function liveSubscribe(
         const step = await events.next();
         if (step.done) return;
         const item = step.value;
-        let payload = key !== undefined && isSharedItem(item) ? await shared(item, key) : null;
+        let payload = key !== undefined && isSharedItem(item) ? shared(item, key) : null;
+        if (payload instanceof Promise) payload = await payload;
         if (payload === null) payload = await perSubscriber(item);
         if ("event" in item) updates.delivered("sessionContextChanged", item.event.committedAt);
         await sink!.send(payload);

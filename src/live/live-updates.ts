@@ -103,8 +103,9 @@ export class LiveUpdates {
         afterVersion: afterVersion as number | undefined,
         maxQueued: this.maxQueued,
         onSlowConsumer: () => this.slowConsumer(connection),
+        onClose: release,
       });
-      return closing(stream, release);
+      return stream;
     } catch (error) {
       release();
       throw error;

@@ -72,6 +72,8 @@ export interface SessionChangeStreamOptions {
   readonly maxQueued: number;
   /** Called once, when the consumer falls behind by more than maxQueued changes; the stream then ends. */
   readonly onSlowConsumer: () => void;
+  /** Called once, when the stream ends (one wrapper fewer on every event than wrapping the stream again). */
+  readonly onClose?: () => void;
 }
 
 /** Where the subscriber stands: the last version it was given, and which life of the session that was. */
@@ -112,6 +114,7 @@ export async function openSessionChangeStream(
   return closing(changes(options, queue), () => {
     queue.close();
     stopListening();
+    options.onClose?.();
   });
 }
 
