@@ -277,6 +277,60 @@ describe("a slow subscriber among subscribers sharing its events", () => {
   });
 });
 
+describe("a slow SSE subscriber", () => {
+  let redis: RedisProcess;
+  let server: TestServer;
+  beforeAll(async () => {
+    redis = await startRedis();
+    server = await startTestServer({ redisUrl: redis.url });
+  });
+  afterAll(async () => {
+    await server.close();
+    await redis.stop();
+  });
+
+  it("has its response ended when it stops reading, instead of the server holding its events", async () => {
+    const headers = gatewayHeaders(freshTenant(), "alice");
+    const big = { text: "x".repeat(60_000) };
+    const stored = await server.post(
+      { query: STORE, variables: { input: { sessionId: "s1", conversationState: big } } },
+      headers,
+    );
+    expect(stored.body.errors).toBeUndefined();
+    const response = await fetch(`${server.url}/graphql/stream`, {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify({ query: SESSION_CHANGED, variables: { sessionId: "s1", afterVersion: 0 } }),
+    });
+    expect(response.status).toBe(200);
+    const reader = response.body!.getReader();
+    // The replayed version 1 arrives; then this client reads nothing more.
+    let text = "";
+    while (!text.includes("event: next")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error("the stream ended before its first event");
+      text += Buffer.from(value).toString();
+    }
+    const MERGE_SMALL = `mutation M($input: SessionContextInput!) { mergeSessionContext(input: $input) { version } }`;
+    let merges = 0;
+    for (; merges < 2000; merges++) {
+      const merged = await server.post(
+        { query: MERGE_SMALL, variables: { input: { sessionId: "s1", conversationState: { n: merges } } } },
+        headers,
+      );
+      expect(merged.body.errors).toBeUndefined();
+      if (merges % 50 === 49 && (await slowConsumersClosed(server)) === 1) break;
+    }
+    expect(merges).toBeLessThan(2000);
+    // The rest of what was sent, then the end: the server destroyed the response.
+    await expect(
+      (async () => {
+        for (;;) if ((await reader.read()).done) return "ended";
+      })(),
+    ).rejects.toThrow();
+  });
+});
+
 async function slowConsumersClosed(server: TestServer): Promise<number> {
   const text = await (await fetch(`${server.url}/metrics`)).text();
   return valueOf(parseMetrics(text), "graphql_subscription_slow_consumers_total");

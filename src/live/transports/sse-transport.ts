@@ -110,10 +110,16 @@ export function createSseTransport(options: SseTransportOptions): {
     res.once("close", stop);
     // What graphql-sse itself sends on the stream: pings, the completion, a result it was handed directly.
     for await (const message of body) {
-      if (!res.writable) break;
-      await new Promise<void>((resolve, reject) => res.write(message, (error) => (error ? reject(error) : resolve())));
+      if (res.destroyed || !res.writable) break;
+      // A write that fails (the response was destroyed meanwhile: a slow consumer, a closed socket) ends the loop.
+      const written = await new Promise<boolean>((resolve) => res.write(message, (error) => resolve(!error)));
+      if (!written) break;
     }
     res.off("close", stop);
+    if (res.destroyed) {
+      void body.return(undefined);
+      return;
+    }
     await new Promise<void>((resolve) => res.end(() => resolve()));
   }
 
@@ -176,9 +182,9 @@ function nextEventSink(stream: Stream): LiveOperationSink {
   return {
     send: async (payload) => {
       await stream.opened;
-      if (!res.writable) return;
+      if (res.destroyed || !res.writable) return; // closed: the stream is being ended
       const event = Buffer.concat([EVENT_HEAD, payload, EVENT_TAIL], EVENT_HEAD.length + payload.length + 2);
-      await new Promise<void>((resolve, reject) => res.write(event, (error) => (error ? reject(error) : resolve())));
+      await new Promise<void>((resolve) => res.write(event, () => resolve()));
     },
   };
 }
