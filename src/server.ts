@@ -28,6 +28,7 @@ import { createHttpApp } from "./http/http-app";
 import { LiveUpdates } from "./live/live-updates";
 import { createSseTransport } from "./live/transports/sse-transport";
 import { SubscriptionDocuments } from "./live/transports/subscription-operation";
+import { SharingPlans } from "./live/sharing-plan";
 import { attachWebSocketTransport } from "./live/transports/websocket-transport";
 import { Metrics } from "./metrics/metrics";
 import { AdmittedSessionStore } from "./store/admitted-session-store";
@@ -114,6 +115,7 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
     updates,
     tracer: deps.tracer,
     documents: new SubscriptionDocuments(schema, seam),
+    plans: new SharingPlans(schema),
   };
   const webSockets = attachWebSocketTransport({
     ...live,

@@ -34,13 +34,12 @@ export class LiveUpdatesResolver {
       "Every change of one session, in version order, with no gap and no repeat. With `afterVersion`, first the changes after that version (from the kept history), then live ones; when the kept history does not reach back that far, one UPDATED event with resync: true and the current context comes first (DELETED with resync: true when the session is gone).",
     subscribe: ({ args, context }) => liveOf(context).updates.sessionContextChanged(context as RequestContext, args),
   })
-  sessionContextChanged(
-    @Root() item: StreamItem,
-    @Args() _args: SessionContextChangedArgs,
-    @Ctx() ctx: RequestContext,
-  ): SessionContextEventValue {
+  /**
+   * Reads nothing but the item it is given, whatever the args and whoever asks: live-subscribe.ts executes it once
+   * for every subscriber that shares an event (and counts each delivery there).
+   */
+  sessionContextChanged(@Root() item: StreamItem, @Args() _args: SessionContextChangedArgs): SessionContextEventValue {
     if ("error" in item) throw item.error;
-    liveOf(ctx).updates.delivered("sessionContextChanged", item.event.committedAt);
     return item.event;
   }
 

@@ -59,8 +59,19 @@ export class LiveUpdates {
   private open = 0;
   private readonly maxQueued: number;
 
+  private readonly counted: Record<LiveField, { events: { inc(): void }; delay: { observe(value: number): void } }>;
+
   constructor(private readonly options: LiveUpdatesOptions) {
     this.maxQueued = options.maxQueued ?? 256;
+    const { eventsDelivered, eventDelivery } = options.metrics;
+    const countedFor = (field: LiveField) => ({
+      events: eventsDelivered.labels({ field }),
+      delay: eventDelivery.labels({ field }),
+    });
+    this.counted = {
+      sessionContextChanged: countedFor("sessionContextChanged"),
+      userSessionsChanged: countedFor("userSessionsChanged"),
+    };
   }
 
   /** Subscriptions open on this process now. */
@@ -92,8 +103,9 @@ export class LiveUpdates {
         afterVersion: afterVersion as number | undefined,
         maxQueued: this.maxQueued,
         onSlowConsumer: () => this.slowConsumer(connection),
+        onClose: release,
       });
-      return closing(stream, release);
+      return stream;
     } catch (error) {
       release();
       throw error;
@@ -142,12 +154,14 @@ export class LiveUpdates {
     });
   }
 
-  /** Counts an event sent; `committedAt` (ms, the store's clock) for events that stand for one write. */
+  /**
+   * Counts an event sent to one subscriber; `committedAt` (ms, the store's clock) for events that stand for one
+   * write. Runs for every subscriber and event: the metrics' label children are looked up once.
+   */
   delivered(field: LiveField, committedAt: number | undefined): void {
-    this.options.metrics.eventsDelivered.inc({ field });
-    if (committedAt !== undefined) {
-      this.options.metrics.eventDelivery.observe({ field }, Math.max(0, Date.now() - committedAt) / 1000);
-    }
+    const counted = this.counted[field];
+    counted.events.inc();
+    if (committedAt !== undefined) counted.delay.observe(Math.max(0, Date.now() - committedAt) / 1000);
   }
 
   private connectionOf(ctx: RequestContext): LiveConnection {

@@ -23,8 +23,43 @@ export interface SessionContextEventValue {
   readonly committedAt: number | undefined;
 }
 
-/** What the stream yields: an event, or the error that ends it (sent as the subscription's last result). */
-export type StreamItem = { readonly event: SessionContextEventValue } | { readonly error: GraphQLError };
+/**
+ * What the stream yields: an event, or the error that ends it (sent as the subscription's last result). A live change
+ * handed out as it came (in order, no catch-up) is one SharedItem for every follower of the session in this process;
+ * replayed and resync events are the subscriber's own.
+ */
+export type StreamItem = { readonly event: SessionContextEventValue } | SharedItem | { readonly error: GraphQLError };
+
+/**
+ * One live change as every follower of its session gets it: the same object for all of them (one per change the
+ * feed decoded, and the feed's channels are per tenant and user), so what a subscription document makes of it can
+ * be made once and kept here for the other subscribers with the same document (live-subscribe.ts). It lives as long
+ * as some subscriber's queue still holds it.
+ */
+export interface SharedItem {
+  readonly event: SessionContextEventValue;
+  /** Answers made of this event by sharing key: serialized bytes, null when it could not be shared (errors). */
+  readonly answers: Map<string, SharedAnswer>;
+}
+
+export type SharedAnswer = Buffer | null | Promise<Buffer | null>;
+
+export function isSharedItem(item: StreamItem): item is SharedItem {
+  return "answers" in item;
+}
+
+/** The change's SharedItem; made by the first follower that hands it out. */
+const sharedItems = new WeakMap<SessionChange, SharedItem>();
+
+function sharedItemOf(change: SessionChange): SharedItem {
+  let item = sharedItems.get(change);
+  if (item === undefined) {
+    const event = change.type === "DELETED" ? deleted(change.ref, change.version, false, change.at) : updated(change);
+    item = { event, answers: new Map() };
+    sharedItems.set(change, item);
+  }
+  return item;
+}
 
 export interface SessionChangeStreamOptions {
   readonly store: SessionStore;
@@ -37,6 +72,8 @@ export interface SessionChangeStreamOptions {
   readonly maxQueued: number;
   /** Called once, when the consumer falls behind by more than maxQueued changes; the stream then ends. */
   readonly onSlowConsumer: () => void;
+  /** Called once, when the stream ends (one wrapper fewer on every event than wrapping the stream again). */
+  readonly onClose?: () => void;
 }
 
 /** Where the subscriber stands: the last version it was given, and which life of the session that was. */
@@ -77,6 +114,7 @@ export async function openSessionChangeStream(
   return closing(changes(options, queue), () => {
     queue.close();
     stopListening();
+    options.onClose?.();
   });
 }
 
@@ -96,7 +134,10 @@ async function* changes(options: SessionChangeStreamOptions, queue: ChangeQueue)
         yield* afterDisruption(() => catchUpOrStart(store, tenantId, ref, at));
         continue;
       }
-      yield* follow(item.change, store, tenantId, ref, at);
+      for (const next of follow(item.change, at)) {
+        if (next === CATCH_UP) yield* catchUp(store, tenantId, ref, at);
+        else yield next;
+      }
     }
   } catch (error) {
     if (isGraphQLError(error)) yield { error };
@@ -142,34 +183,39 @@ async function* afterDisruption(catchUpNow: () => AsyncGenerator<StreamItem>): A
   }
 }
 
-/** Hands out one live change, or what stands for it: a repeat is dropped, a gap is read from the log. */
-async function* follow(
-  change: SessionChange,
-  store: SessionStore,
-  tenantId: string,
-  ref: SessionRef,
-  at: Position,
-): AsyncGenerator<StreamItem> {
+/** In what follow() returns: read the gap from the log here. */
+const CATCH_UP = Symbol("catch-up");
+
+const NOTHING: readonly never[] = [];
+
+/**
+ * What stands for one live change, in order: most often the one SharedItem every follower gets; nothing for a
+ * repeat; CATCH_UP where there is a gap to read from the log. Synchronous and without a generator of its own: it
+ * runs for every subscriber and every event.
+ */
+function follow(change: SessionChange, at: Position): readonly (StreamItem | typeof CATCH_UP)[] {
   if (change.type === "DELETED") {
-    if (at.version === 0) return; // already gone as far as the subscriber knows
-    yield { event: deleted(ref, change.version, false, change.at) };
+    if (at.version === 0) return NOTHING; // already gone as far as the subscriber knows
     at.version = 0;
     at.storedAt = undefined;
-    return;
+    return [sharedItemOf(change)];
   }
   if (at.version !== undefined && at.version > 0 && at.storedAt !== undefined && change.storedAt !== at.storedAt) {
     // A new life of the session: the old one expired (which announces nothing) or its deletion was missed.
-    yield { event: deleted(ref, at.version, true, undefined) };
+    const gone: StreamItem = { event: deleted(change.ref, at.version, true, undefined) };
     at.version = 0;
-  }
-  if (at.version === undefined || change.version === at.version + 1) {
-    yield { event: updated(change) };
+    if (change.version !== 1) return [gone, CATCH_UP];
     at.version = change.version;
     at.storedAt = change.storedAt;
-    return;
+    return [gone, sharedItemOf(change)];
   }
-  if (change.version <= at.version) return; // a repeat: the catch-up that filled a gap gave it already
-  yield* catchUp(store, tenantId, ref, at);
+  if (at.version === undefined || change.version === at.version + 1) {
+    at.version = change.version;
+    at.storedAt = change.storedAt;
+    return [sharedItemOf(change)];
+  }
+  if (change.version <= at.version) return NOTHING; // a repeat: the catch-up that filled a gap gave it already
+  return [CATCH_UP];
 }
 
 /**

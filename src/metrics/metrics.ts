@@ -126,6 +126,18 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /**
+   * Executions of a `sessionContextChanged` selection for an event: one per live event and shared document
+   * (live-subscribe.ts), one per subscriber for replayed events and unshared documents. Beside
+   * session_events_delivered_total it shows how much the sharing saves.
+   */
+  readonly eventExecutions = new Counter({
+    name: "session_event_executions_total",
+    help: "Executions of a subscription selection for a session event; shared: executed once for every subscriber with the same document.",
+    labelNames: ["shared"] as const,
+    registers: [this.registry],
+  });
+
   /** Connections closed because their client did not read its events. */
   readonly slowConsumers = new Counter({
     name: "graphql_subscription_slow_consumers_total",

@@ -1,7 +1,6 @@
-import WebSocket from "ws";
 import { STORE } from "../helpers/api";
 import { parseMetrics, valueOf } from "../helpers/metrics";
-import { SESSION_CHANGED, subscribeWs, wsClient } from "../helpers/live";
+import { RawSocket, SESSION_CHANGED, subscribeWs, wsClient } from "../helpers/live";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
 import { mintToken, TEST_JWT_SECRET } from "../helpers/tokens";
 import { freshTenant, gatewayHeaders, startTestServer, type TestServer } from "../helpers/test-server";
@@ -11,71 +10,6 @@ import { freshTenant, gatewayHeaders, startTestServer, type TestServer } from ".
  * subscriptions per connection and MAX_SUBSCRIPTIONS per process, a client that does not read closed with 1013,
  * keep-alive pings, 1001 on shutdown, and the metrics.
  */
-
-/** A raw graphql-transport-ws socket, for what the protocol client hides: close codes, pings, not reading. */
-class RawSocket {
-  readonly socket: WebSocket;
-  readonly messages: Record<string, unknown>[] = [];
-  readonly closed: Promise<{ code: number; reason: string }>;
-  pings = 0;
-  private waiters: (() => void)[] = [];
-
-  constructor(url: string, headers: Record<string, string> = {}, options: { autoPong?: boolean } = {}) {
-    this.socket = new WebSocket(`${url.replace(/^http/, "ws")}/graphql`, "graphql-transport-ws", {
-      headers,
-      autoPong: options.autoPong ?? true,
-    });
-    this.socket.on("message", (data) => {
-      this.messages.push(JSON.parse(String(data)) as Record<string, unknown>);
-      for (const waiter of [...this.waiters]) waiter();
-    });
-    this.socket.on("ping", () => {
-      this.pings++;
-      for (const waiter of [...this.waiters]) waiter();
-    });
-    this.closed = new Promise((resolve) =>
-      this.socket.on("close", (code, reason) => resolve({ code, reason: String(reason) })),
-    );
-  }
-
-  async open(): Promise<void> {
-    if (this.socket.readyState === WebSocket.OPEN) return;
-    await new Promise((resolve, reject) => {
-      this.socket.once("open", resolve);
-      this.socket.once("error", reject);
-    });
-  }
-
-  send(message: Record<string, unknown>): void {
-    this.socket.send(JSON.stringify(message));
-  }
-
-  /** connection_init, then waits for the ack. */
-  async init(payload?: Record<string, unknown>): Promise<void> {
-    await this.open();
-    this.send({ type: "connection_init", ...(payload ? { payload } : {}) });
-    await this.until(() => this.messages.some((m) => m.type === "connection_ack"), "connection_ack");
-  }
-
-  until(done: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-    if (done()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
-      const check = () => {
-        if (!done()) return;
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== check);
-        resolve();
-      };
-      this.waiters.push(check);
-      this.socket.once("close", () => {
-        clearTimeout(timer);
-        if (done()) resolve();
-        else reject(new Error(`the socket closed while waiting for ${what}`));
-      });
-    });
-  }
-}
 
 describe("live updates: credentials", () => {
   let server: TestServer;

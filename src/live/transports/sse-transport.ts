@@ -1,12 +1,14 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { GraphQLError } from "graphql";
-import { createHandler } from "graphql-sse/lib/use/http";
+import { createHandler } from "graphql-sse";
 import type { Caller } from "../../auth/caller";
-import { traceHeadersOf } from "../../context/request-context";
+import { traceHeadersOf, type RequestContext } from "../../context/request-context";
 import { requestIdOf } from "../../http/request-id";
 import type { LiveConnection } from "../live-updates";
+import type { LiveOperationSink } from "../live-subscribe";
 import {
   liveOperationContext,
+  liveSubscribeOf,
   prepareSubscription,
   type LiveTransportDeps,
   type PreparedSubscription,
@@ -19,7 +21,11 @@ export type SseTransportOptions = LiveTransportDeps;
 interface Stream {
   readonly caller: Caller;
   readonly live: LiveConnection;
+  readonly res: ServerResponse;
   prepared?: PreparedSubscription;
+  /** Resolves once the response's head is written: events are written after it. */
+  readonly opened: Promise<void>;
+  open(): void;
 }
 
 /**
@@ -37,8 +43,11 @@ export function createSseTransport(options: SseTransportOptions): {
   const streams = new WeakMap<IncomingMessage, Stream>();
   const open = new Set<ServerResponse>();
   // graphql-sse types the operation context as a plain record; ours is a RequestContext.
-  const handler = createHandler<Record<PropertyKey, unknown>>({
+  // Where each operation's events go: straight to its response (live-subscribe.ts), after the head.
+  const sinks = new WeakMap<RequestContext, LiveOperationSink>();
+  const handler = createHandler<IncomingMessage, { res: ServerResponse }, Record<PropertyKey, unknown>>({
     schema,
+    subscribe: liveSubscribeOf(options, sinks),
     onSubscribe: (req, params) => {
       const stream = streams.get(req.raw) as Stream;
       const context = liveOperationContext(
@@ -51,6 +60,7 @@ export function createSseTransport(options: SseTransportOptions): {
       const prepared = prepareSubscription(seam, options.documents, schema, params, context);
       if (!("args" in prepared)) return { errors: formatted(prepared) };
       stream.prepared = prepared;
+      sinks.set(context, nextEventSink(stream));
       return { ...prepared.args, contextValue: context as unknown as Record<PropertyKey, unknown> };
     },
     onOperation: (_ctx, req, _args, result) => {
@@ -65,6 +75,53 @@ export function createSseTransport(options: SseTransportOptions): {
   // graphql-sse sends the errors it is given as they are: give it them formatted by the seam.
   const formatted = (errors: readonly GraphQLError[]) =>
     seam.formatErrors([...errors]).errors as unknown as GraphQLError[];
+
+  /**
+   * graphql-sse's own node adapter (graphql-sse/lib/use/http), but it says when the head is written: this
+   * operation's events, which live-subscribe.ts writes to the response itself, must come after it.
+   */
+  async function respond(req: IncomingMessage, res: ServerResponse, stream: Stream): Promise<void> {
+    const [body, init] = await handler({
+      method: req.method ?? "POST",
+      url: req.url ?? "/",
+      headers: {
+        get: (key) => {
+          const header = req.headers[key];
+          return Array.isArray(header) ? header.join("\n") : header;
+        },
+      },
+      body: () =>
+        new Promise<string>((resolve, reject) => {
+          let text = "";
+          req.on("data", (chunk) => (text += chunk));
+          req.once("error", reject);
+          req.once("end", () => resolve(text));
+        }),
+      raw: req,
+      context: { res },
+    });
+    res.writeHead(init.status, init.statusText, init.headers);
+    if (!body || typeof body === "string") {
+      await new Promise<void>((resolve) => res.end(body, () => resolve()));
+      return;
+    }
+    stream.open();
+    const stop = () => void body.return(undefined);
+    res.once("close", stop);
+    // What graphql-sse itself sends on the stream: pings, the completion, a result it was handed directly.
+    for await (const message of body) {
+      if (res.destroyed || !res.writable) break;
+      // A write that fails (the response was destroyed meanwhile: a slow consumer, a closed socket) ends the loop.
+      const written = await new Promise<boolean>((resolve) => res.write(message, (error) => resolve(!error)));
+      if (!written) break;
+    }
+    res.off("close", stop);
+    if (res.destroyed) {
+      void body.return(undefined);
+      return;
+    }
+    await new Promise<void>((resolve) => res.end(() => resolve()));
+  }
 
   return {
     async handle(req, res) {
@@ -90,19 +147,44 @@ export function createSseTransport(options: SseTransportOptions): {
         caller.expiresAt === undefined
           ? undefined
           : setTimeout(() => res.destroy(), Math.max(0, caller.expiresAt - Date.now()));
-      streams.set(req, {
+      let opened = () => undefined as void;
+      const stream: Stream = {
         caller,
         live: { updates: options.updates, open: 0, closeSlowConsumer: () => res.destroy() },
-      });
+        res,
+        opened: new Promise<void>((resolve) => (opened = resolve)),
+        open: () => opened(),
+      };
+      streams.set(req, stream);
       open.add(res);
       res.once("close", () => {
         open.delete(res);
         if (expiry) clearTimeout(expiry);
       });
-      await handler(req, res);
+      await respond(req, res, stream);
     },
     close() {
       for (const res of open) res.end();
+    },
+  };
+}
+
+const EVENT_HEAD = Buffer.from("event: next\ndata: ");
+const EVENT_TAIL = Buffer.from("\n\n");
+
+/**
+ * Writes `next` events of one operation as graphql-sse would (distinct connections: the payload is the event's whole
+ * data), after the response's head. Resolves once the response has taken the bytes (a client that does not read
+ * holds back the next event, so its queue overflows and the response is ended, as over WebSocket).
+ */
+function nextEventSink(stream: Stream): LiveOperationSink {
+  const { res } = stream;
+  return {
+    send: async (payload) => {
+      await stream.opened;
+      if (res.destroyed || !res.writable) return; // closed: the stream is being ended
+      const event = Buffer.concat([EVENT_HEAD, payload, EVENT_TAIL], EVENT_HEAD.length + payload.length + 2);
+      await new Promise<void>((resolve) => res.write(event, () => resolve()));
     },
   };
 }

@@ -18,6 +18,8 @@ import type { Metrics } from "../../metrics/metrics";
 import type { SessionStore } from "../../sessions/session-store";
 import { TimedSessionStore } from "../../store/timed-session-store";
 import type { LiveConnection, LiveUpdates } from "../live-updates";
+import { liveSubscribe, type LiveOperationSink } from "../live-subscribe";
+import type { SharingPlans } from "../sharing-plan";
 import { ErrorCode } from "../../errors/error-code";
 import type { ExecutionSeam } from "../../execution/execution-seam";
 
@@ -35,6 +37,25 @@ export interface LiveTransportDeps {
   tracer?: Tracer;
   /** Parsed and validated documents, shared by every subscription that sends the same text. */
   documents: SubscriptionDocuments;
+  /** Which subscriptions may share the execution of an event (sharing-plan.ts). */
+  plans: SharingPlans;
+}
+
+/**
+ * The `subscribe` a transport gives its library (live-subscribe.ts): `sinks` holds, by operation context, where
+ * that operation's `next` messages go; errors leave through the seam's formatter as on every path.
+ */
+export function liveSubscribeOf(
+  deps: LiveTransportDeps,
+  sinks: WeakMap<RequestContext, LiveOperationSink>,
+): ReturnType<typeof liveSubscribe> {
+  return liveSubscribe({
+    updates: deps.updates,
+    plans: deps.plans,
+    executions: deps.metrics.eventExecutions,
+    sinkOf: (contextValue) => sinks.get(contextValue as RequestContext),
+    formatErrors: (errors) => deps.seam.formatErrors([...errors]).errors,
+  });
 }
 
 /** The context of one operation on a live connection: as an HTTP request's, plus the connection. */

@@ -5,11 +5,13 @@ import { CloseCode, handleProtocols, makeServer } from "graphql-ws";
 import type { Logger } from "pino";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Caller } from "../../auth/caller";
-import { traceHeadersOf, type TraceHeaders } from "../../context/request-context";
+import { traceHeadersOf, type RequestContext, type TraceHeaders } from "../../context/request-context";
 import { requestIdOf } from "../../http/request-id";
 import type { LiveConnection } from "../live-updates";
+import type { LiveOperationSink } from "../live-subscribe";
 import {
   liveOperationContext,
+  liveSubscribeOf,
   prepareSubscription,
   type LiveTransportDeps,
   type PreparedSubscription,
@@ -73,8 +75,11 @@ export function attachWebSocketTransport(options: WebSocketTransportOptions): { 
   };
   options.httpServer.on("upgrade", onUpgrade);
 
+  // Where each operation's events go: straight to its socket, as the frames graphql-ws would make (live-subscribe.ts).
+  const sinks = new WeakMap<RequestContext, LiveOperationSink>();
   const server = makeServer<Record<string, unknown> | undefined, SocketExtra>({
     schema,
+    subscribe: liveSubscribeOf(options, sinks),
     onConnect: async (ctx) => {
       const { socket, request } = ctx.extra;
       const headers = { ...request.headers };
@@ -121,6 +126,7 @@ export function attachWebSocketTransport(options: WebSocketTransportOptions): { 
       const prepared = prepareSubscription(seam, options.documents, schema, payload, context);
       if (!("args" in prepared)) return prepared; // onError formats them
       connection.operations.set(id, prepared);
+      sinks.set(context, nextMessageSink(ctx.extra.socket, id));
       return prepared.args;
     },
     onOperation: (ctx, id, _payload, _args, result) => {
@@ -189,6 +195,25 @@ export function attachWebSocketTransport(options: WebSocketTransportOptions): { 
       for (const socket of wss.clients) socket.close(LiveCloseCode.GoingAway, "server shutting down");
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
+  };
+}
+
+/**
+ * Sends `next` messages of one operation as graphql-ws would: `{"id":<id>,"type":"next","payload":<payload>}` in a text
+ * frame. The payload's bytes may be shared with other subscribers; only the id around them is this operation's.
+ */
+function nextMessageSink(socket: WebSocket, id: string): LiveOperationSink {
+  const head = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
+  return {
+    send: (payload) =>
+      new Promise<void>((resolve, reject) => {
+        if (socket.readyState !== socket.OPEN) return resolve();
+        const message = Buffer.allocUnsafe(head.length + payload.length + 1);
+        head.copy(message, 0);
+        payload.copy(message, head.length);
+        message[message.length - 1] = 0x7d; // }
+        socket.send(message, { binary: false }, (error) => (error ? reject(error) : resolve()));
+      }),
   };
 }
 
