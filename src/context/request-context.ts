@@ -16,6 +16,13 @@ export class RequestContext {
    * calls start their spans under it.
    */
   trace: TraceContext | undefined;
+  /**
+   * Whether this operation's answers are written by writeJson (json-answer.ts), which copies stored JSON (JsonText)
+   * as it is: every HTTP answer is (the prepared lane, and Apollo through its `stringifyResult`); on a live
+   * connection, live-subscribe.ts sets it for the `sessionContextChanged` events it sends itself. Other subscription
+   * messages are serialized by graphql-ws and graphql-sse with JSON.stringify.
+   */
+  answerWritesJsonText: boolean;
 
   constructor(
     readonly requestId: string,
@@ -27,15 +34,8 @@ export class RequestContext {
     readonly live?: LiveConnection,
     /** The request's W3C trace headers (`traceparent`, `tracestate`), the parent of its spans. */
     readonly traceHeaders?: TraceHeaders,
-  ) {}
-
-  /**
-   * Whether this request's answer is written by writeJsonAnswer, which copies stored JSON (JsonText) as it is:
-   * every HTTP answer is (the prepared lane, and Apollo through its `stringifyResult`); a subscription's messages
-   * are serialized by graphql-ws and graphql-sse with JSON.stringify.
-   */
-  get answerWritesJsonText(): boolean {
-    return this.live === undefined;
+  ) {
+    this.answerWritesJsonText = live === undefined;
   }
 
   get caller(): Caller {

@@ -18,6 +18,13 @@ export function writeJsonAnswer(value: unknown): Buffer | string {
   return writer.finish();
 }
 
+/** writeJsonAnswer without the newline: the payload of a message that has its own framing (a live event). */
+export function writeJson(value: unknown): Buffer | string {
+  const writer = new AnswerWriter();
+  writer.value(value);
+  return writer.finish();
+}
+
 /** `writeJsonAnswer` as a string, for writers that insist on one (Apollo's `stringifyResult`). */
 export function writeJsonAnswerText(value: unknown): string {
   const answer = writeJsonAnswer(value);

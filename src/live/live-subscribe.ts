@@ -7,6 +7,8 @@ import {
   type GraphQLError,
   type GraphQLFormattedError,
 } from "graphql";
+import type { RequestContext } from "../context/request-context";
+import { writeJson } from "../execution/json-answer";
 import type { Metrics } from "../metrics/metrics";
 import { closing } from "./closing-iterator";
 import type { LiveUpdates } from "./live-updates";
@@ -68,6 +70,8 @@ export function liveSubscribe(
     if (sink === undefined || plan === undefined || plan.rootField !== SHARED_ROOT_FIELD) {
       return subscribe(args);
     }
+    // Its events leave as writeJson writes them (below): the stored context is copied, not parsed and serialized.
+    (args.contextValue as RequestContext).answerWritesJsonText = true;
     const source = await createSourceEventStream(args);
     if (!(Symbol.asyncIterator in source)) return source; // refused (FORBIDDEN, a bad argument, …)
     const events = source as AsyncIterableIterator<StreamItem>;
@@ -115,5 +119,6 @@ function shareable(result: ExecutionResult): Buffer | null {
 }
 
 function serialize(result: ExecutionResult | { data?: unknown; errors?: readonly unknown[] }): Buffer {
-  return Buffer.from(JSON.stringify(result));
+  const text = writeJson(result);
+  return typeof text === "string" ? Buffer.from(text) : text;
 }
