@@ -328,7 +328,8 @@ export class RedisSessionStore implements SessionStore {
 
     switch (status) {
       case WriteSessionStatus.Written: {
-        const record = toRecordParsingContextLazily(tenantId, ref, value);
+        // The script answers the document in parts (it never makes it one string: see write-session-7.lua).
+        const record = toRecordParsingContextLazily(tenantId, ref, Array.isArray(value) ? value.join("") : value);
         if (firstCleanup === FirstCleanup.Needed)
           await this.scheduleFirstCleanup(tenantId, record.lastUpdated.getTime() + Number(interval) * 1000);
         return record;
