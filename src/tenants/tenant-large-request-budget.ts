@@ -51,12 +51,12 @@ export class TenantLargeRequestBudget {
     if (!this.isLarge(bytes)) return 0;
     const { bytesPerSecond, burstBytes } = this.options;
     const now = this.now();
+    if (++this.sinceSweep >= SWEEP_EVERY) this.sweep(now);
     const needed = Math.min(bytes, burstBytes);
     const bucket = this.buckets.get(tenantId) ?? { bytes: burstBytes, at: now };
     bucket.bytes = Math.min(burstBytes, bucket.bytes + ((now - bucket.at) * bytesPerSecond) / 1000);
     bucket.at = now;
     this.buckets.set(tenantId, bucket);
-    if (++this.sinceSweep >= SWEEP_EVERY) this.sweep(now);
     if (bucket.bytes < needed) return Math.ceil(((needed - bucket.bytes) * 1000) / bytesPerSecond);
     bucket.bytes -= needed;
     return 0;

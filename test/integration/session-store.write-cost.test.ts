@@ -19,7 +19,7 @@ import { DEFAULTS } from "./session-store.harness";
  *
  * WRITE_BOUND_MS is the README's stated bound; the numbers are printed for the README.
  */
-const WRITE_BOUND_MS = 10;
+const WRITE_BOUND_MS = 5;
 const REPEATS = 7;
 const MAX_CONTEXT_BYTES = 262_144;
 const LIMITS = { maxContextBytes: MAX_CONTEXT_BYTES };
