@@ -57,8 +57,9 @@ export function createHttpApp(options: HttpAppOptions): Handler {
     maxAge: 600,
     // What /graphql answers: a preflight that allowed PUT or DELETE would promise what then fails with 405.
     methods: ["GET", "POST"],
-    // Browsers hide response headers from scripts unless listed: the request id (for support) and the timings.
-    exposedHeaders: ["x-request-id", "server-timing"],
+    // Browsers hide response headers from scripts unless listed: the request id (for support), the timings, and when
+    // to retry a request refused for the tenant's share of large requests.
+    exposedHeaders: ["x-request-id", "server-timing", "retry-after"],
   });
   const jsonBody = bodyParser.json({ limit: options.maxBodyBytes });
   const plainJsonBody = readJsonBody(options.maxBodyBytes);
