@@ -269,46 +269,47 @@ end
 
 -- Builds a planned merge: the merged object's text as pieces, its entry index, and what the merge replaced for the
 -- change log as pieces of a JSON array: `[key,oldValue]` for each merged key that was there, `[key]` for each new
--- one (history-entry.ts, ObjectUndo). Runs of untouched old entries, and of new entries next to each other in the
--- patch, are each one slice.
+-- one (history-entry.ts, ObjectUndo). Each run of entries that lie next to each other in one text is one slice of
+-- it: untouched old entries, and patch entries that follow each other in the patch (replacing old neighbours, or
+-- new), since a key's text is the same in both.
 local function build_merge(m)
   local old, new, old_s, patch = m.old, m.new, m.old_s, m.patch
   -- Plain counters rather than #t: the length of a table is a binary search in Lua 5.1.
   local pieces, np, undo, nu, index, ni = {'{'}, 1, {'['}, 1, {}, 0
   local segments = 0
-  local run_s, run_from, run_to, run_next
+  local run_kind, run_s, run_from, run_to, run_next -- the run being gathered: 'old' or 'patch'
   local function flush()
-    if run_s then
+    if run_kind then
       if segments > 0 then np = np + 1; pieces[np] = ',' end
       np = np + 1; pieces[np] = sub(run_s, run_from, run_to)
-      segments, run_s = segments + 1, nil
+      segments, run_kind = segments + 1, nil
     end
   end
+  local function from_patch(j)
+    if run_kind ~= 'patch' or run_next ~= j then flush() end
+    if not run_kind then run_kind, run_s, run_from = 'patch', patch, new.kp[j] end
+    run_to, run_next = new.vp[j] + new.vlen[j] - 1, j + 1
+  end
   for i = 1, old.n do
-    local k, j = old.keys[i], m.replaced[i]
+    local j = m.replaced[i]
     if j then
-      flush()
-      if segments > 0 then np = np + 1; pieces[np] = ',' end
-      pieces[np + 1], pieces[np + 2], pieces[np + 3] = k, ':', sub(patch, new.vp[j], new.vp[j] + new.vlen[j] - 1)
-      np, segments = np + 3, segments + 1
+      from_patch(j)
       if nu > 1 then nu = nu + 1; undo[nu] = ',' end
       local vp = old.vp[i]
       undo[nu + 1], undo[nu + 2], undo[nu + 3], undo[nu + 4], undo[nu + 5] =
-        '[', k, ',', sub(old_s, vp, vp + old.vlen[i] - 1), ']'
+        '[', old.keys[i], ',', sub(old_s, vp, vp + old.vlen[i] - 1), ']'
       nu = nu + 5
       index[ni + 1], index[ni + 2], ni = old.kl[i], new.vl[j], ni + 2
     else
-      if not run_s then run_s, run_from = old_s, old.kp[i] end
+      if run_kind ~= 'old' then flush() end
+      if not run_kind then run_kind, run_s, run_from = 'old', old_s, old.kp[i] end
       run_to = old.vp[i] + old.vlen[i] - 1
       index[ni + 1], index[ni + 2], ni = old.kl[i], old.vl[i], ni + 2
     end
   end
-  flush()
   for j = 1, new.n do
     if m.added[j] then
-      if run_s and run_next ~= j then flush() end
-      if not run_s then run_s, run_from = patch, new.kp[j] end
-      run_to, run_next = new.vp[j] + new.vlen[j] - 1, j + 1
+      from_patch(j)
       if nu > 1 then nu = nu + 1; undo[nu] = ',' end
       undo[nu + 1], undo[nu + 2], undo[nu + 3], nu = '[', new.keys[j], ']', nu + 3
       index[ni + 1], index[ni + 2], ni = new.kl[j], new.vl[j], ni + 2
