@@ -8,32 +8,34 @@ import { freshTenant, gatewayHeaders } from "../helpers/test-server";
 /**
  * Noisy neighbours: one tenant hammers the server with the worst writes it may send — merges of 250 keys replacing
  * 250 keys, ~128 KB of values full of brackets, about the most server CPU (~50 ms here) and Redis time a write can
- * take (session-store.write-cost) — from HAMMERS connections at once, never backing off, while another tenant reads
- * and merges small contexts one at a time. The quiet tenant's p99 must stay within 2× of its p99 when idle, measured
- * in the same test.
+ * take (session-store.write-cost) — from HAMMERS connections at once, backing off only as long as each refusal's
+ * Retry-After says, while another tenant reads and merges small contexts one at a time. The quiet tenant's p99 must
+ * stay within 2× of its p99 when idle, measured in the same test.
  *
  * What keeps it there is the tenant's share of large requests (TENANT_LARGE_BYTES_PER_SECOND, before any body is
  * read): the noisy tenant's writes beyond it are answered at once, 503 with SERVICE_UNAVAILABLE and `retryable: true`,
- * their bodies never parsed, so the server spends on that tenant only the share it was given. The share is set here
+ * their bodies never parsed, so the server spends on that tenant only the share it was given (a client that ignores
+ * Retry-After floods the server with refusals instead: README, Overload and noisy neighbours). The share is set here
  * to LARGE_BYTES_PER_SECOND, a worst write every ~4 s: each such write holds the event loop for tens of ms, and a p99
- * within 2× needs nearly every quiet request to miss them (at the default share, 512 KiB/s, the noisy tenant gets
- * about four worst writes a second, and the quiet tenant's p99 goes up several times; README, Overload and noisy
- * neighbours).
+ * within 2× needs nearly every quiet request to miss them; the default share (512 KiB/s) is not meant to give that.
  *
  * The idle p99 is the larger of two idle runs, one before and one after the loaded run: the machine is shared, and
  * its own background load moves the idle figure as much as anything measured here.
  */
 const HAMMERS = 6;
 const LARGE_BYTES_PER_SECOND = 32_768;
-const QUIET_OPERATIONS = 300;
-/** The loaded run starts once the noisy tenant has been refused this often: its burst is spent. */
-const REFUSALS_BEFORE_MEASURING = 20;
+const QUIET_OPERATIONS = 400;
+/** The loaded run starts once the noisy tenant has been refused this often (once a connection): its burst is spent. */
+const REFUSALS_BEFORE_MEASURING = HAMMERS;
+/** The loaded run goes on until the noisy tenant has had this many writes during it, for at most MAX_QUIET_MS. */
+const NOISY_WRITES_MEASURED = 2;
+const MAX_QUIET_MS = 60_000;
 
 /**
  * The noisy tenant's loops (plain JavaScript, run in a worker thread): HAMMERS connections, each posting the worst
- * write again as soon as the last is answered, never backing off. Counts each answer in `counts`: written, refused
- * (503, SERVICE_UNAVAILABLE, retryable, with a Retry-After), anything else (also posted to the test); stops when
- * counts[3] is set.
+ * write again as soon as the last is answered, backing off only as long as a refusal's Retry-After says. Counts each
+ * answer in `counts`: written, refused (503, SERVICE_UNAVAILABLE, retryable, with a Retry-After), anything else (also
+ * posted to the test); stops when counts[3] is set.
  */
 const HAMMER_LOOPS = `
 const { workerData, parentPort } = require("node:worker_threads");
@@ -49,7 +51,11 @@ const loop = async () => {
     const error = ((await response.json()).errors || [])[0]?.extensions;
     if (!error) Atomics.add(counts, 0, 1);
     else if (error.code === "SERVICE_UNAVAILABLE" && error.retryable === true && response.status === 503 &&
-      Number(response.headers.get("retry-after")) >= 1) Atomics.add(counts, 1, 1);
+      Number(response.headers.get("retry-after")) >= 1) {
+      Atomics.add(counts, 1, 1);
+      // Back off as told (at most a few seconds at the share set here).
+      await new Promise((resolve) => setTimeout(resolve, Number(response.headers.get("retry-after")) * 1000));
+    }
     else {
       Atomics.add(counts, 2, 1);
       parentPort.postMessage({ status: response.status, ...error });
@@ -119,16 +125,19 @@ describe("Noisy neighbours: one tenant's worst writes leave another tenant's lat
           : { query: READ, variables: { sessionId: "s" } },
       ),
     );
-    const quietRound = async () => {
+    /** Sequential quiet requests: QUIET_OPERATIONS of them, and more while `more()` says so (at most MAX_QUIET_MS). */
+    const quietRound = async (more = () => false) => {
       const ms: number[] = [];
       const errors: unknown[] = [];
-      for (const body of quietBodies) {
-        const started = performance.now();
+      const started = performance.now();
+      for (let n = 0; n < QUIET_OPERATIONS || (more() && performance.now() - started < MAX_QUIET_MS); n++) {
+        const body = quietBodies[n % quietBodies.length];
+        const sent = performance.now();
         const response = await post(quiet, "u", body);
-        ms.push(performance.now() - started);
+        ms.push(performance.now() - sent);
         if (response.errors) errors.push(response.errors);
       }
-      return { p99: percentile(ms, 99), p50: percentile(ms, 50), max: Math.max(...ms), errors };
+      return { p99: percentile(ms, 99), p50: percentile(ms, 50), max: Math.max(...ms), errors, count: ms.length };
     };
 
     await quietRound(); // warm-up
@@ -151,8 +160,9 @@ describe("Noisy neighbours: one tenant's worst writes leave another tenant's lat
       await pollUntil("the noisy tenant refused", () => Atomics.load(counts, REFUSED) >= REFUSALS_BEFORE_MEASURING, {
         timeoutMs: 60_000,
       });
+      // Long enough for the noisy tenant to get some of its share in: its writes are what is measured beside.
       const writtenBefore = Atomics.load(counts, WRITTEN);
-      loaded = await quietRound();
+      loaded = await quietRound(() => Atomics.load(counts, WRITTEN) - writtenBefore < NOISY_WRITES_MEASURED);
       writtenWhileMeasured = Atomics.load(counts, WRITTEN) - writtenBefore;
     } finally {
       Atomics.store(counts, STOP, 1);
@@ -165,7 +175,7 @@ describe("Noisy neighbours: one tenant's worst writes leave another tenant's lat
     process.stdout.write(
       `noisy neighbour: quiet tenant idle p50 ${idleBefore.p50.toFixed(1)}/${idleAfter.p50.toFixed(1)} ms, p99 ` +
         `${idleBefore.p99.toFixed(1)}/${idleAfter.p99.toFixed(1)} ms (before/after); beside ${HAMMERS} connections ` +
-        `of worst writes p50 ${loaded.p50.toFixed(1)} ms p99 ${loaded.p99.toFixed(1)} ms ` +
+        `of worst writes (${loaded.count} requests) p50 ${loaded.p50.toFixed(1)} ms p99 ${loaded.p99.toFixed(1)} ms ` +
         `(${(loaded.p99 / idleP99).toFixed(2)}× idle), slowest ${loaded.max.toFixed(0)} ms; noisy tenant: ` +
         `${noisyOutcomes.ok} written (${writtenWhileMeasured} during the loaded run), ${noisyOutcomes.refused} ` +
         `refused (retryable)\n`,
@@ -173,7 +183,7 @@ describe("Noisy neighbours: one tenant's worst writes leave another tenant's lat
 
     expect([idleBefore.errors, loaded.errors, idleAfter.errors]).toEqual([[], [], []]);
     expect(noisyOutcomes.other).toEqual([]);
-    expect(noisyOutcomes.ok).toBeGreaterThan(0);
+    expect(writtenWhileMeasured).toBeGreaterThanOrEqual(NOISY_WRITES_MEASURED);
     expect(loaded.p99).toBeLessThanOrEqual(2 * idleP99);
   }, 300_000);
 });
