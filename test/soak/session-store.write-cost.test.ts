@@ -6,7 +6,7 @@ import { RedisCleanupSchedule } from "../../src/store/redis/redis-cleanup-schedu
 import { RedisSessionStore } from "../../src/store/redis/redis-session-store";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
 import { freshTenant } from "../helpers/test-server";
-import { DEFAULTS } from "./session-store.harness";
+import { DEFAULTS } from "../integration/session-store.harness";
 
 /**
  * Noisy neighbours, the Redis side: Redis runs one script at a time, so the longest a single write holds it is
