@@ -49,6 +49,13 @@ export interface Config {
   readonly redisMaxInFlight: number;
   /** Writes of one tenant one process runs at once; one more is refused at once, retryable (TENANT_WRITES_IN_FLIGHT). */
   readonly tenantWritesInFlight: number;
+  /** A request body larger than this is large, and takes from its tenant's budget (TENANT_LARGE_REQUEST_BYTES). */
+  readonly tenantLargeRequestBytes: number;
+  /**
+   * Bytes of large requests one tenant may send one process per second on average; one more is refused before its
+   * body is read, retryable (TENANT_LARGE_BYTES_PER_SECOND).
+   */
+  readonly tenantLargeBytesPerSecond: number;
   /** WebSocket ping interval (ms); a client that has not answered the previous ping by the next one is dropped. */
   readonly subscriptionKeepAliveMs: number;
   /**
@@ -132,6 +139,8 @@ const envSchema = z.object({
   MAX_SUBSCRIPTIONS: integer(1, 1_000_000).default(10_000),
   REDIS_MAX_IN_FLIGHT: integer(1, 1_000_000).default(1000),
   TENANT_WRITES_IN_FLIGHT: integer(1, 1_000_000).default(256),
+  TENANT_LARGE_REQUEST_BYTES: integer(1024, 64 * 1024 * 1024).default(16_384),
+  TENANT_LARGE_BYTES_PER_SECOND: integer(1024, 1024 * 1024 * 1024).default(524_288),
   SUBSCRIPTION_KEEPALIVE_MS: integer(100, 3_600_000).default(12_000),
   // OpenTelemetry's own names (the OTLP exporter reads its other OTEL_EXPORTER_OTLP_* variables itself).
   OTEL_SDK_DISABLED: boolean.optional(),
@@ -357,6 +366,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxSubscriptions: e.MAX_SUBSCRIPTIONS,
     redisMaxInFlight: e.REDIS_MAX_IN_FLIGHT,
     tenantWritesInFlight: e.TENANT_WRITES_IN_FLIGHT,
+    tenantLargeRequestBytes: e.TENANT_LARGE_REQUEST_BYTES,
+    tenantLargeBytesPerSecond: e.TENANT_LARGE_BYTES_PER_SECOND,
     subscriptionKeepAliveMs: e.SUBSCRIPTION_KEEPALIVE_MS,
     tracing: tracingOf(e),
     introspection: e.INTROSPECTION ?? !production,

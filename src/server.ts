@@ -24,6 +24,7 @@ import { documentLimitRules } from "./execution/rules/document-limits";
 import { OperationRecorder } from "./execution/rules/operation-recorder";
 import { SessionReadLimit } from "./execution/rules/session-read-limit";
 import { timeRootFields } from "./execution/time-root-fields";
+import { TenantLargeRequestBudget } from "./tenants/tenant-large-request-budget";
 import { createHttpApp } from "./http/http-app";
 import { LiveUpdates } from "./live/live-updates";
 import { createSseTransport } from "./live/transports/sse-transport";
@@ -152,6 +153,8 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
   });
   await apollo.start();
 
+  // Room for a full context (JSON escaping can double it) plus the document and other variables.
+  const maxBodyBytes = Math.max(1024 * 1024, config.maxContextBytes * 4);
   httpServer.on(
     "request",
     createHttpApp({
@@ -161,11 +164,20 @@ export async function createServer(deps: ServerDeps): Promise<SessionContextServ
       metrics,
       logger,
       corsOrigins: config.corsOrigins,
-      // Room for a full context (JSON escaping can double it) plus the document and other variables.
-      maxBodyBytes: Math.max(1024 * 1024, config.maxContextBytes * 4),
+      maxBodyBytes,
       readinessTimeoutMs: 1500,
       lane,
       stream: (req, res) => void serverSentEvents.handle(req, res),
+      largeRequests: {
+        budget: new TenantLargeRequestBudget({
+          largeRequestBytes: config.tenantLargeRequestBytes,
+          bytesPerSecond: config.tenantLargeBytesPerSecond,
+          // A full bucket takes any request, however large.
+          burstBytes: Math.max(config.tenantLargeBytesPerSecond, maxBodyBytes),
+        }),
+        tenantOf: async (headers) => (await deps.authenticator.authenticate(headers)).tenantId,
+        refused: () => metrics.requestsRefused.labels({ reason: "tenant_large_bytes" }).inc(),
+      },
     }),
   );
 

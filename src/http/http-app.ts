@@ -9,6 +9,8 @@ import type { Metrics } from "../metrics/metrics";
 import { ErrorCode } from "../errors/error-code";
 import type { PreparedOperationLane } from "../execution/prepared/prepared-operation-lane";
 import { storeAnswers, type SessionStore } from "../sessions/session-store";
+import type { RequestHeaders } from "../auth/authenticator";
+import type { TenantLargeRequestBudget } from "../tenants/tenant-large-request-budget";
 import { requestIdOf } from "./request-id";
 
 export interface HttpAppOptions {
@@ -27,6 +29,17 @@ export interface HttpAppOptions {
   lane?: PreparedOperationLane;
   /** GraphQL over SSE on `/graphql/stream` (live updates); without it, that path is not found. */
   stream?: Handler;
+  /**
+   * Each tenant's share of large requests, taken before the body is read; without it, every request is read. The
+   * tenant is the authenticated caller's (`tenantOf`); a request that does not authenticate goes on, to be refused as
+   * such.
+   */
+  largeRequests?: {
+    budget: TenantLargeRequestBudget;
+    tenantOf: (headers: RequestHeaders) => Promise<string>;
+    /** Told of each refusal (metrics). */
+    refused: () => void;
+  };
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -44,8 +57,9 @@ export function createHttpApp(options: HttpAppOptions): Handler {
     maxAge: 600,
     // What /graphql answers: a preflight that allowed PUT or DELETE would promise what then fails with 405.
     methods: ["GET", "POST"],
-    // Browsers hide response headers from scripts unless listed: the request id (for support) and the timings.
-    exposedHeaders: ["x-request-id", "server-timing"],
+    // Browsers hide response headers from scripts unless listed: the request id (for support), the timings, and when
+    // to retry a request refused for the tenant's share of large requests.
+    exposedHeaders: ["x-request-id", "server-timing", "retry-after"],
   });
   const jsonBody = bodyParser.json({ limit: options.maxBodyBytes });
   const plainJsonBody = readJsonBody(options.maxBodyBytes);
@@ -66,70 +80,103 @@ export function createHttpApp(options: HttpAppOptions): Handler {
       const allowedOrigin = res.getHeader("access-control-allow-origin");
       if (typeof allowedOrigin === "string") res.setHeader("timing-allow-origin", allowedOrigin);
       const parseBody = isPlainJsonPost(req) ? plainJsonBody : jsonBody;
-      parseBody(req, res, (error?: BodyError) => {
-        if (error) {
-          const status = error.status ?? 400;
-          const message =
-            error.type === "entity.too.large"
-              ? `request body is larger than ${options.maxBodyBytes} bytes`
-              : `request body is not valid JSON: ${error.message ?? "parse error"}`;
-          res.setHeader("server-timing", serverTiming());
-          sendJson(res, status, { errors: [{ message, extensions: { code: ErrorCode.BAD_REQUEST } }] });
-          return;
-        }
-        // Parsed only where it is read: a GET's parameters, and the search Apollo is handed.
-        const url = () => new URL(req.url ?? "/", "http://localhost");
-        const params = req.method === "GET" ? url().searchParams : undefined;
-        const graphqlRequest = params
-          ? { query: params.get("query") ?? undefined, operationName: params.get("operationName") }
-          : ((req.body ?? {}) as ContextInput["graphqlRequest"]);
-        const createContext = async () => (context = await options.context({ req, requestId, graphqlRequest }));
-        const fromLane =
-          options.lane !== undefined && req.method === "POST" && req.body !== undefined
-            ? options.lane.run(req.body, req.headers, createContext)
-            : Promise.resolve(undefined);
-        fromLane
-          .then(async (answer) => {
-            if (answer !== undefined) {
-              for (const [key, value] of answer.headers) res.setHeader(key, value);
-              res.setHeader("server-timing", serverTiming());
-              res.statusCode = answer.status;
-              res.end(answer.body);
-              return;
-            }
-            const headers = new HeaderMap();
-            for (const [key, value] of Object.entries(req.headers)) {
-              if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(", ") : value);
-            }
-            const response = await apollo.executeHTTPGraphQLRequest({
-              httpGraphQLRequest: {
-                method: req.method?.toUpperCase() ?? "GET",
-                headers,
-                search: url().search,
-                body: req.body,
-              },
-              context: createContext,
-            });
-            for (const [key, value] of response.headers) res.setHeader(key, value);
+      admitLarge(req, res, serverTiming, () =>
+        parseBody(req, res, (error?: BodyError) => {
+          if (error) {
+            const status = error.status ?? 400;
+            const message =
+              error.type === "entity.too.large"
+                ? `request body is larger than ${options.maxBodyBytes} bytes`
+                : `request body is not valid JSON: ${error.message ?? "parse error"}`;
             res.setHeader("server-timing", serverTiming());
-            res.statusCode = response.status ?? 200;
-            if (response.body.kind === "complete") {
-              res.end(response.body.string);
-              return;
-            }
-            for await (const chunk of response.body.asyncIterator) res.write(chunk);
-            res.end();
-          })
-          .catch((err: unknown) => {
-            logger.error({ err, requestId }, "request failed outside GraphQL execution");
-            if (!res.headersSent)
-              sendJson(res, 500, {
-                errors: [{ message: "Internal server error", extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } }],
+            sendJson(res, status, { errors: [{ message, extensions: { code: ErrorCode.BAD_REQUEST } }] });
+            return;
+          }
+          // Parsed only where it is read: a GET's parameters, and the search Apollo is handed.
+          const url = () => new URL(req.url ?? "/", "http://localhost");
+          const params = req.method === "GET" ? url().searchParams : undefined;
+          const graphqlRequest = params
+            ? { query: params.get("query") ?? undefined, operationName: params.get("operationName") }
+            : ((req.body ?? {}) as ContextInput["graphqlRequest"]);
+          const createContext = async () => (context = await options.context({ req, requestId, graphqlRequest }));
+          const fromLane =
+            options.lane !== undefined && req.method === "POST" && req.body !== undefined
+              ? options.lane.run(req.body, req.headers, createContext)
+              : Promise.resolve(undefined);
+          fromLane
+            .then(async (answer) => {
+              if (answer !== undefined) {
+                for (const [key, value] of answer.headers) res.setHeader(key, value);
+                res.setHeader("server-timing", serverTiming());
+                res.statusCode = answer.status;
+                res.end(answer.body);
+                return;
+              }
+              const headers = new HeaderMap();
+              for (const [key, value] of Object.entries(req.headers)) {
+                if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(", ") : value);
+              }
+              const response = await apollo.executeHTTPGraphQLRequest({
+                httpGraphQLRequest: {
+                  method: req.method?.toUpperCase() ?? "GET",
+                  headers,
+                  search: url().search,
+                  body: req.body,
+                },
+                context: createContext,
               });
-            else res.end();
-          });
-      });
+              for (const [key, value] of response.headers) res.setHeader(key, value);
+              res.setHeader("server-timing", serverTiming());
+              res.statusCode = response.status ?? 200;
+              if (response.body.kind === "complete") {
+                res.end(response.body.string);
+                return;
+              }
+              for await (const chunk of response.body.asyncIterator) res.write(chunk);
+              res.end();
+            })
+            .catch((err: unknown) => {
+              logger.error({ err, requestId }, "request failed outside GraphQL execution");
+              if (!res.headersSent)
+                sendJson(res, 500, {
+                  errors: [{ message: "Internal server error", extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } }],
+                });
+              else res.end();
+            });
+        }),
+      );
     });
+  };
+
+  /**
+   * A large POST (by its Content-Length; one without is counted at the largest body) takes its size from its
+   * tenant's budget before its body is read, or is answered at once: 503, SERVICE_UNAVAILABLE with `retryable: true`
+   * and a Retry-After. The unread body is then discarded by Node, never parsed.
+   */
+  const admitLarge = (req: IncomingMessage, res: ServerResponse, serverTiming: () => string, next: () => void) => {
+    const large = options.largeRequests;
+    if (large === undefined || req.method !== "POST") return next();
+    const declared = req.headers["content-length"];
+    const bytes = declared === undefined ? options.maxBodyBytes : Number(declared);
+    if (!large.budget.isLarge(bytes)) return next();
+    large.tenantOf(req.headers).then(
+      (tenantId) => {
+        const waitMs = large.budget.take(tenantId, bytes);
+        if (waitMs === 0) return next();
+        large.refused();
+        res.setHeader("retry-after", String(Math.ceil(waitMs / 1000)));
+        res.setHeader("server-timing", serverTiming());
+        sendJson(res, 503, {
+          errors: [
+            {
+              message: `this tenant has sent its share of large requests to this server (TENANT_LARGE_BYTES_PER_SECOND); nothing was read — retry in ${waitMs} ms`,
+              extensions: { code: ErrorCode.SERVICE_UNAVAILABLE, outcomeUnknown: false, retryable: true },
+            },
+          ],
+        });
+      },
+      () => next(),
+    );
   };
 
   const ready = (res: ServerResponse): void => {

@@ -58,6 +58,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Requests answered before their body was read: a tenant over its share of large requests. */
+  readonly requestsRefused = new Counter({
+    name: "graphql_requests_refused_total",
+    help: "GraphQL requests refused before their body was read, retryable, by reason (tenant_large_bytes: TENANT_LARGE_BYTES_PER_SECOND).",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
   /** Errors sent to clients, by `extensions.code`. */
   readonly errors = new Counter({
     name: "graphql_errors_total",

@@ -45,6 +45,8 @@ describe("Defaults come from the configuration table", () => {
       maxSubscriptions: 10000,
       redisMaxInFlight: 1000,
       tenantWritesInFlight: 256,
+      tenantLargeRequestBytes: 16384,
+      tenantLargeBytesPerSecond: 524288,
       subscriptionKeepAliveMs: 12000,
       tracing: undefined,
       introspection: true,

@@ -5,7 +5,7 @@ import type { RedisClient } from "./redis-client";
 
 /** The status write-session-7.lua answers first; what the second element holds depends on it. */
 export enum WriteSessionStatus {
-  /** Written: the second element is the new document. */
+  /** Written: the second element is the new document, in parts to be joined. */
   Written = "OK",
   /** `expectedVersion` differed: the second element is the stored version. Nothing written. */
   Conflict = "CONFLICT",
@@ -63,7 +63,7 @@ export type ExportSessionsReply = [
 /** write-session-7.lua's reply; the last two elements come only with `Written` (with `TooManyKeys` the third is the count). */
 export type WriteSessionReply = [
   status: WriteSessionStatus,
-  value: string,
+  value: string | string[],
   firstCleanup?: FirstCleanup,
   cleanupIntervalSeconds?: string,
 ];
@@ -71,7 +71,7 @@ export type WriteSessionReply = [
 /** WriteSessionReply as bytes (ioredis's `…Buffer` form of a command): the document is not decoded on its way in. */
 export type WriteSessionBufferReply = [
   status: Buffer,
-  value: Buffer,
+  value: Buffer | Buffer[],
   firstCleanup?: Buffer,
   cleanupIntervalSeconds?: Buffer,
 ];

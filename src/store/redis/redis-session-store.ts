@@ -324,7 +324,8 @@ export class RedisSessionStore implements SessionStore {
 
     switch (String(status) as WriteSessionStatus) {
       case WriteSessionStatus.Written: {
-        const record = readDocument(tenantId, ref, bytes);
+        // The script answers the document in parts (it never makes it one string: see write-session-7.lua).
+        const record = readDocument(tenantId, ref, Array.isArray(bytes) ? Buffer.concat(bytes) : bytes);
         if (String(firstCleanup) === FirstCleanup.Needed)
           await this.scheduleFirstCleanup(tenantId, record.lastUpdated.getTime() + Number(String(interval)) * 1000);
         return record;

@@ -75,8 +75,8 @@
   objects are scanned on their next merge, which writes one.
 ]]
 
-local QUOTE, BACKSLASH, LBRACE, RBRACE, LBRACKET, RBRACKET, COLON, COMMA = 34, 92, 123, 125, 91, 93, 58, 44
-local sub, byte, find = string.sub, string.byte, string.find
+local QUOTE, LBRACE, RBRACE, LBRACKET, RBRACKET, COLON, COMMA = 34, 123, 125, 91, 93, 58, 44
+local sub, byte, find, format = string.sub, string.byte, string.find, string.format
 
 -- Index of the closing quote of the JSON string that opens at i.
 local function string_end(s, i)
@@ -113,113 +113,317 @@ local function value_end(s, i)
   return (q or (#s + 1)) - 1
 end
 
--- Top-level entries of a JSON object text, in order: key texts (with quotes) and value texts.
-local function object_entries(s)
-  local keys, values = {}, {}
-  if s == '{}' then return keys, values end
-  local p = 2
+--[[
+  Text is built from pieces. Creating a Lua string costs Redis more than anything else this script does: each new
+  string is copied and hashed byte by byte (this Redis hashes every byte of a string, ~2 ns per byte here, 0.5 ms for
+  256 KB), and table.concat builds long strings through an 8 KB buffer whose flushed chunks it joins pairwise, so it
+  copies and hashes a 256 KB result several times over (~1 ms measured, ~2.4 ms from 500-byte pieces). So the script
+  slices each stored or given value at most once, keeps results as lists of pieces, and makes a long string only
+  where Redis needs one argument: the change log entry and the announcement, each joined in a single step. The
+  document itself is written with SET and APPEND of its parts (copies inside Redis, no Lua string).
+]]
+
+-- Appends the strings of `pieces` to `out`, small neighbours joined into parts of at most GROUP bytes (one step of
+-- table.concat, which stays in its 8 KB buffer), longer ones as they are.
+local SMALL, GROUP = 2048, 8000
+local function parts_of(pieces, out)
+  local group, grouped, size, n_out = {}, 0, 0, #out
+  local function close()
+    if grouped == 1 then
+      n_out = n_out + 1; out[n_out] = group[1]
+    elseif grouped > 1 then
+      n_out = n_out + 1; out[n_out] = table.concat(group, '', 1, grouped)
+    end
+    grouped, size = 0, 0
+  end
+  for i = 1, #pieces do
+    local piece = pieces[i]
+    local n = #piece
+    if n >= SMALL then
+      close()
+      n_out = n_out + 1; out[n_out] = piece
+    elseif n > 0 then
+      if size + n > GROUP then close() end
+      grouped = grouped + 1; group[grouped] = piece
+      size = size + n
+    end
+  end
+  close()
+  return out
+end
+
+-- The strings t[i], …, t[i + 63] (missing ones empty) as one string: a single concatenation, copied once.
+local function join64(t, i)
+  local a = {}
+  for k = 1, 64 do a[k] = t[i + k - 1] or '' end
+  return
+    a[1] .. a[2] .. a[3] .. a[4] .. a[5] .. a[6] .. a[7] .. a[8] ..
+    a[9] .. a[10] .. a[11] .. a[12] .. a[13] .. a[14] .. a[15] .. a[16] ..
+    a[17] .. a[18] .. a[19] .. a[20] .. a[21] .. a[22] .. a[23] .. a[24] ..
+    a[25] .. a[26] .. a[27] .. a[28] .. a[29] .. a[30] .. a[31] .. a[32] ..
+    a[33] .. a[34] .. a[35] .. a[36] .. a[37] .. a[38] .. a[39] .. a[40] ..
+    a[41] .. a[42] .. a[43] .. a[44] .. a[45] .. a[46] .. a[47] .. a[48] ..
+    a[49] .. a[50] .. a[51] .. a[52] .. a[53] .. a[54] .. a[55] .. a[56] ..
+    a[57] .. a[58] .. a[59] .. a[60] .. a[61] .. a[62] .. a[63] .. a[64]
+end
+
+-- The parts (from parts_of) as one string. Up to 64 parts (a 256 KB context makes about 40) are copied once.
+local function join(parts)
+  while #parts > 64 do
+    local joined = {}
+    for i = 1, #parts, 64 do joined[#joined + 1] = join64(parts, i) end
+    parts = joined
+  end
+  return join64(parts, 1)
+end
+
+-- Appends the values of each list to `out`.
+local function append(out, ...)
+  for _, list in ipairs({...}) do
+    for i = 1, #list do out[#out + 1] = list[i] end
+  end
+  return out
+end
+
+--[[
+  Objects. An object field is held as the string `s` in which its text runs from `first` to the end (a stored
+  field is read together with the JSON member name before it, so that unchanged it is a piece of the new document
+  as it is). Its entries are found by its entry index when that fits, else by scanning once.
+]]
+
+-- Walks an entry index (`k,v,k,v,…`: byte lengths of each key text and value text) over the object text
+-- s[first..#s], without looking at the values: true when every entry is where the index puts it ("key":value
+-- followed by , or }) and the index adds up to the object's length. With `e`, also collects each entry's key text,
+-- key position, value position and value length (and its two index numbers as text: e.kl, e.vl), e.n of them.
+local function walk_index(s, first, index, e)
+  if byte(s, first) ~= LBRACE then return false end
+  if index == '' then return #s == first + 1 and byte(s, #s) == RBRACE end
+  local p, n = first + 1, 0
+  for kt, vt in string.gmatch(index, '(%d+),(%d+)') do
+    local kl, vl = tonumber(kt), tonumber(vt)
+    local after = byte(s, p + kl + vl + 1)
+    if kl < 2 or byte(s, p) ~= QUOTE or byte(s, p + kl - 1) ~= QUOTE or byte(s, p + kl) ~= COLON
+      or (after ~= COMMA and after ~= RBRACE) then
+      return false
+    end
+    if e then
+      n = n + 1
+      e.keys[n], e.kp[n], e.vp[n], e.vlen[n], e.kl[n], e.vl[n] = sub(s, p, p + kl - 1), p, p + kl + 1, vl, kt, vt
+    end
+    p = p + kl + vl + 2
+  end
+  if e then e.n = n end
+  return p - 1 == #s
+end
+
+-- The entry index of the object text s[first..#s], by scanning it: documents without one, or one that does not fit.
+local function scan_index(s, first)
+  if byte(s, first + 1) == RBRACE then return '' end
+  local parts, p = {}, first + 1
   while true do
     local key_end = string_end(s, p)
-    local value_start = key_end + 2
-    local last = value_end(s, value_start)
-    keys[#keys + 1] = sub(s, p, key_end)
-    values[#values + 1] = sub(s, value_start, last)
-    if byte(s, last + 1) == RBRACE then return keys, values end
+    local last = value_end(s, key_end + 2)
+    parts[#parts + 1] = (key_end - p + 1) .. ',' .. (last - key_end - 1)
+    if byte(s, last + 1) == RBRACE then return table.concat(parts, ',') end
     p = last + 2
   end
 end
 
--- Walks an entry index (`k,v,k,v,…`: byte lengths of each key text and value text) over the object text `s`, without
--- looking at the values: true when every entry is where the index puts it ("key":value followed by , or }) and the
--- index adds up to the object's length. With `keys` and `values`, also collects the key and value texts.
-local function walk_index(s, index, keys, values)
-  if index == '' then return s == '{}' end
-  local p = 2
-  for kl, vl in string.gmatch(index, '(%d+),(%d+)') do
-    kl, vl = tonumber(kl), tonumber(vl)
-    local after = byte(s, p + kl + vl + 1)
-    if byte(s, p) ~= QUOTE or byte(s, p + kl - 1) ~= QUOTE or byte(s, p + kl) ~= COLON
-      or (after ~= COMMA and after ~= RBRACE) then
-      return false
+-- The entries of the object text s[first..#s] and its (good) index.
+local function entries_of(s, first, index)
+  local e = {keys = {}, kp = {}, vp = {}, vlen = {}, kl = {}, vl = {}, n = 0}
+  if index and walk_index(s, first, index, e) then return e, index end
+  index = scan_index(s, first)
+  e = {keys = {}, kp = {}, vp = {}, vlen = {}, kl = {}, vl = {}, n = 0}
+  walk_index(s, first, index, e)
+  return e, index
+end
+
+-- Plans a shallow merge, like {...old, ...patch} in JavaScript (old keys keep their place, new keys go last), from
+-- the entries alone: the merged object's number of keys and byte length, checked before anything is built.
+local function plan_merge(old_s, old_first, old_index, patch, patch_index)
+  local old = entries_of(old_s, old_first, old_index)
+  local new = entries_of(patch, 1, patch_index)
+  local at = {} -- key text → its (last) entry in the patch
+  for j = 1, new.n do at[new.keys[j]] = j end
+  local replaced, taken = {}, {}
+  local bytes, count = #old_s - old_first + 1, old.n
+  for i = 1, old.n do
+    local j = at[old.keys[i]]
+    if j then
+      replaced[i], taken[j] = j, true
+      bytes = bytes - old.vlen[i] + new.vlen[j]
     end
-    if keys then
-      keys[#keys + 1] = sub(s, p, p + kl - 1)
-      values[#values + 1] = sub(s, p + kl + 1, p + kl + vl)
+  end
+  local added = {}
+  for j = 1, new.n do
+    if not taken[j] and at[new.keys[j]] == j then
+      added[j] = true
+      count = count + 1
+      bytes = bytes + (count > 1 and 1 or 0) + #new.keys[j] + 1 + new.vlen[j]
     end
-    p = p + kl + vl + 2
   end
-  return p - 1 == #s
+  return {old_s = old_s, old = old, patch = patch, new = new, replaced = replaced, added = added, count = count,
+    bytes = bytes}
 end
 
--- The same as object_entries from an entry index; nil when the index does not fit the object.
-local function indexed_entries(s, index)
-  local keys, values = {}, {}
-  if not walk_index(s, index, keys, values) then return nil end
-  return keys, values
-end
-
--- Whether `index` fits the object text `s` (no copies): an index carried over for a field the write leaves as it is.
-local function index_fits(s, index)
-  return walk_index(s, index, nil, nil)
-end
-
--- Entries of an object field, by its index when it has a good one, else by scanning.
-local function entries_of(s, index)
-  local keys, values
-  if index then keys, values = indexed_entries(s, index) end
-  if not keys then keys, values = object_entries(s) end
-  return keys, values
-end
-
--- The entry index of entries given as key and value texts.
-local function index_of(keys, values)
-  local parts = {}
-  for i = 1, #keys do parts[i] = #keys[i] .. ',' .. #values[i] end
-  return table.concat(parts, ',')
-end
-
--- Shallow merge, like {...old, ...patch} in JavaScript: old keys keep their place, new keys go last. Also returns
--- what the merge replaced, for the change log: `[key,oldValue]` for each merged key that was there, `[key]` for each
--- new one (history-entry.ts, ObjectUndo).
--- Takes and returns each object with its entry index (nil: unknown, found by scanning); the last result is the
--- merged object's number of keys.
-local function merge_objects(old, old_index, patch, patch_index)
-  local patch_keys, patch_values = entries_of(patch, patch_index)
-  local undo = {}
-  if #patch_keys == 0 then
-    local old_keys, old_values = entries_of(old, old_index)
-    return old, '[]', index_of(old_keys, old_values), #old_keys
+-- Builds a planned merge: the merged object's text as pieces, its entry index, and what the merge replaced for the
+-- change log as pieces of a JSON array: `[key,oldValue]` for each merged key that was there, `[key]` for each new
+-- one (history-entry.ts, ObjectUndo). Each run of entries that lie next to each other in one text is one slice of
+-- it: untouched old entries, and patch entries that follow each other in the patch (replacing old neighbours, or
+-- new), since a key's text is the same in both.
+local function build_merge(m)
+  local old, new, old_s, patch = m.old, m.new, m.old_s, m.patch
+  -- Plain counters rather than #t: the length of a table is a binary search in Lua 5.1.
+  local pieces, np, undo, nu, index, ni = {'{'}, 1, {'['}, 1, {}, 0
+  local segments = 0
+  local run_kind, run_s, run_from, run_to, run_next -- the run being gathered: 'old' or 'patch'
+  local function flush()
+    if run_kind then
+      if segments > 0 then np = np + 1; pieces[np] = ',' end
+      np = np + 1; pieces[np] = sub(run_s, run_from, run_to)
+      segments, run_kind = segments + 1, nil
+    end
   end
-  if old == '{}' then
-    for i = 1, #patch_keys do undo[i] = '[' .. patch_keys[i] .. ']' end
-    return patch, '[' .. table.concat(undo, ',') .. ']', index_of(patch_keys, patch_values), #patch_keys
+  local function from_patch(j)
+    if run_kind ~= 'patch' or run_next ~= j then flush() end
+    if not run_kind then run_kind, run_s, run_from = 'patch', patch, new.kp[j] end
+    run_to, run_next = new.vp[j] + new.vlen[j] - 1, j + 1
   end
-  local pending = {}
-  for i = 1, #patch_keys do pending[patch_keys[i]] = patch_values[i] end
-  local old_keys, old_values = entries_of(old, old_index)
-  local parts, index = {}, {}
-  for i = 1, #old_keys do
-    local k = old_keys[i]
-    local v = pending[k]
-    if v then
-      pending[k] = nil
-      undo[#undo + 1] = '[' .. k .. ',' .. old_values[i] .. ']'
+  for i = 1, old.n do
+    local j = m.replaced[i]
+    if j then
+      from_patch(j)
+      if nu > 1 then nu = nu + 1; undo[nu] = ',' end
+      local vp = old.vp[i]
+      undo[nu + 1], undo[nu + 2], undo[nu + 3], undo[nu + 4], undo[nu + 5] =
+        '[', old.keys[i], ',', sub(old_s, vp, vp + old.vlen[i] - 1), ']'
+      nu = nu + 5
+      index[ni + 1], index[ni + 2], ni = old.kl[i], new.vl[j], ni + 2
     else
-      v = old_values[i]
-    end
-    parts[#parts + 1] = k .. ':' .. v
-    index[#index + 1] = #k .. ',' .. #v
-  end
-  for i = 1, #patch_keys do
-    local k = patch_keys[i]
-    if pending[k] then
-      parts[#parts + 1] = k .. ':' .. pending[k]
-      index[#index + 1] = #k .. ',' .. #pending[k]
-      undo[#undo + 1] = '[' .. k .. ']'
+      if run_kind ~= 'old' then flush() end
+      if not run_kind then run_kind, run_s, run_from = 'old', old_s, old.kp[i] end
+      run_to = old.vp[i] + old.vlen[i] - 1
+      index[ni + 1], index[ni + 2], ni = old.kl[i], old.vl[i], ni + 2
     end
   end
-  return '{' .. table.concat(parts, ',') .. '}', '[' .. table.concat(undo, ',') .. ']', table.concat(index, ','),
-    #parts
+  for j = 1, new.n do
+    if m.added[j] then
+      from_patch(j)
+      if nu > 1 then nu = nu + 1; undo[nu] = ',' end
+      undo[nu + 1], undo[nu + 2], undo[nu + 3], nu = '[', new.keys[j], ']', nu + 3
+      index[ni + 1], index[ni + 2], ni = new.kl[j], new.vl[j], ni + 2
+    end
+  end
+  flush()
+  pieces[np + 1] = '}'
+  undo[nu + 1] = ']'
+  return pieces, table.concat(index, ','), undo
+end
+
+--[[
+  Lists: held like objects, the array text running from `first` to the end of `s`.
+]]
+
+-- Position of the first entry after the first `drop` entries of the array text that starts at s[first].
+local function skip_entries(s, first, drop)
+  local p = first + 1
+  for _ = 1, drop do p = value_end(s, p) + 2 end
+  return p
+end
+
+-- The array text `list` (count entries) as pieces without its oldest entries beyond cap, its byte length and count.
+local function newest(list, count, cap)
+  if count <= cap then return {list}, #list, count end
+  local p = skip_entries(list, 1, count - cap)
+  return {'[', sub(list, p)}, #list - p + 2, cap
+end
+
+-- Appends `added` (count entries) to the stored list s[first..#s] (old_count entries), keeping the newest cap
+-- entries of the whole list. Returns the list as pieces, its byte length, its number of entries, and the log's undo
+-- for it as pieces: `[oldCount,[entries of old dropped]]` (history-entry.ts, ListUndo).
+local function append_newest(s, first, old_count, added, count, cap)
+  local total = math.min(old_count + count, cap)
+  if count >= cap then
+    local pieces, bytes = newest(added, count, cap)
+    return pieces, bytes, total, {'[' .. old_count .. ',', sub(s, first), ']'}
+  end
+  local drop = math.max(0, old_count - (cap - count))
+  local kept = skip_entries(s, first, drop) -- the first entry kept, or the closing bracket
+  local undo = drop == 0 and {'[' .. old_count .. ',[]]'}
+    or {'[' .. old_count .. ',[', sub(s, first + 1, kept - 2), ']]'}
+  if kept == #s then return {added}, #added, total, undo end
+  if count == 0 then
+    if drop == 0 then return {sub(s, first)}, #s - first + 1, total, undo end
+    return {'[', sub(s, kept)}, #s - kept + 2, total, undo
+  end
+  return {'[', sub(s, kept, #s - 1), ',', sub(added, 2)}, (#s - kept) + #added + 1, total, undo
+end
+
+--[[
+  Reading the stored document. Only the parts this write needs are copied into Lua, each once (GETRANGE): the
+  header, the spans trailer and the entry index (small), then each context field together with the JSON member name
+  before it. Those four are where the spans trailer puts them, which is trusted only when every name and bracket is
+  where it should be; otherwise (and for documents written before the trailer) the whole document is read and
+  scanned.
+]]
+
+local SEP_CS, SEP_IQ, SEP_RI, SEP_UP = '"conversationState":', ',"interruptedQueries":', ',"recentInteractions":',
+  ',"userPreferences":'
+local ENTRIES = ',"entries":"'
+
+-- Bytes first..last (0-based, inclusive, as GETRANGE counts) of the document at `key`, of length `len`. A small
+-- document is read whole once and sliced: for it, one GET costs less than the several GETRANGE calls.
+local SMALL_DOCUMENT = 16384
+local whole
+local function range(key, len, first, last)
+  if len <= SMALL_DOCUMENT then
+    whole = whole or redis.call('GET', key)
+    return sub(whole, first + 1, last + 1)
+  end
+  return redis.call('GETRANGE', key, first, last)
+end
+
+-- A field text s = name .. value, checked: the name, then a value opening with `open` and closing with `close`.
+local function field_fits(s, name, open, close)
+  return s and #s > #name + 1 and sub(s, 1, #name) == name and byte(s, #name + 1) == open and byte(s, #s) == close
+end
+
+-- The four fields of the document at `key` (length len, conversationState's name at position p), as
+-- {cs, iq, ri, up} strings that each start with the field's name, the lists' counts, and the objects' entry
+-- indexes; nil when there is no consistent trailer.
+local function fields_by_spans(key, len, p)
+  local tail_at = math.max(0, len - 160) -- 0-based offset of the tail: the spans are at most a few dozen bytes
+  local tail = range(key, len, tail_at, len - 1)
+  local t, cs_len, iq_len, iq_n, ri_len, ri_n, e_len =
+    string.match(tail, '(),"spans":%[(%d+),(%d+),(%d+),(%d+),(%d+),?(%d*)%]}$')
+  if not t then return nil end
+  t = tail_at + t -- the document position of the trailer
+  local up_end, cs_index, up_index = t - 1, nil, nil
+  if e_len ~= '' then
+    local e_at = t - tonumber(e_len) - 1
+    local text = range(key, len, e_at - #ENTRIES - 1, t - 2)
+    if sub(text, 1, #ENTRIES) ~= ENTRIES or byte(text, #text) ~= QUOTE then return nil end
+    cs_index, up_index = string.match(text, '^([%d,]*);([%d,]*)"$', #ENTRIES + 1)
+    if not cs_index then return nil end
+    up_end = e_at - #ENTRIES - 1
+  end
+  local iq_at = p + #SEP_CS + tonumber(cs_len)
+  local ri_at = iq_at + #SEP_IQ + tonumber(iq_len)
+  local up_at = ri_at + #SEP_RI + tonumber(ri_len)
+  if up_at + #SEP_UP + 1 > up_end then return nil end
+  local f = {
+    cs = range(key, len, p - 1, iq_at - 2),
+    iq = range(key, len, iq_at - 1, ri_at - 2),
+    ri = range(key, len, ri_at - 1, up_at - 2),
+    up = range(key, len, up_at - 1, up_end - 1),
+    iq_n = tonumber(iq_n), ri_n = tonumber(ri_n), cs_index = cs_index, up_index = up_index,
+  }
+  if not (field_fits(f.cs, SEP_CS, LBRACE, RBRACE) and field_fits(f.iq, SEP_IQ, LBRACKET, RBRACKET)
+    and field_fits(f.ri, SEP_RI, LBRACKET, RBRACKET) and field_fits(f.up, SEP_UP, LBRACE, RBRACE)) then
+    return nil
+  end
+  return f
 end
 
 -- Number of elements of a JSON array text.
@@ -234,70 +438,10 @@ local function array_length(s)
   end
 end
 
--- The JSON array text `list` (count entries) without its oldest entries beyond cap, and those entries as a JSON
--- array text.
-local function newest(list, count, cap)
-  if count <= cap then return list, '[]' end
-  local p = 2
-  for _ = 1, count - cap do p = value_end(list, p) + 2 end
-  return '[' .. sub(list, p), sub(list, 1, p - 2) .. ']'
-end
-
--- Appends `added` (count entries) to `old` (old_count entries), keeping the newest cap entries of the whole
--- list. Returns the list, its number of entries, and the log's undo for it: `[oldCount,[entries of old dropped]]`
--- (history-entry.ts, ListUndo).
-local function append_newest(old, old_count, added, count, cap)
-  local total = math.min(old_count + count, cap)
-  if count >= cap then
-    local list = newest(added, count, cap)
-    return list, total, '[' .. old_count .. ',' .. old .. ']'
-  end
-  local kept, dropped = newest(old, old_count, cap - count)
-  local undo = '[' .. old_count .. ',' .. dropped .. ']'
-  if kept == '[]' then return added, total, undo end
-  if count == 0 then return kept, total, undo end
-  return sub(kept, 1, -2) .. ',' .. sub(added, 2), total, undo
-end
-
-local SEP_IQ, SEP_RI, SEP_UP = ',"interruptedQueries":', ',"recentInteractions":', ',"userPreferences":'
-
--- The four context fields of `doc`, whose conversationState starts at p, sliced at the offsets its spans trailer
--- gives, with the two lists' counts; nil when there is no trailer or anything does not line up.
-local ENTRIES = ',"entries":"'
-
-local function fields_by_spans(doc, p)
-  -- The spans are at most a few dozen bytes: look only at the end (a pattern is tried at every start position).
-  local t, cs_len, iq_len, iq_n, ri_len, ri_n, e_len =
-    string.match(doc, '(),"spans":%[(%d+),(%d+),(%d+),(%d+),(%d+),?(%d*)%]}$', -140)
-  if not t then return nil end
-  -- userPreferences ends right before the entry index, or before the spans when there is none.
-  local up_end, cs_index, up_index = t - 1, nil, nil
-  if e_len ~= '' then
-    local e_at = t - tonumber(e_len) - 1
-    if sub(doc, e_at - #ENTRIES, e_at - 1) ~= ENTRIES or byte(doc, t - 1) ~= QUOTE then return nil end
-    cs_index, up_index = string.match(sub(doc, e_at, t - 2), '^([%d,]*);([%d,]*)$')
-    if not cs_index then return nil end
-    up_end = e_at - #ENTRIES - 1
-  end
-  local iq_at = p + tonumber(cs_len) + #SEP_IQ
-  local ri_at = iq_at + tonumber(iq_len) + #SEP_RI
-  local up_at = ri_at + tonumber(ri_len) + #SEP_UP
-  if up_at > up_end
-    or sub(doc, iq_at - #SEP_IQ, iq_at - 1) ~= SEP_IQ
-    or sub(doc, ri_at - #SEP_RI, ri_at - 1) ~= SEP_RI
-    or sub(doc, up_at - #SEP_UP, up_at - 1) ~= SEP_UP
-    or byte(doc, p) ~= LBRACE or byte(doc, iq_at - #SEP_IQ - 1) ~= RBRACE
-    or byte(doc, iq_at) ~= LBRACKET or byte(doc, ri_at - #SEP_RI - 1) ~= RBRACKET
-    or byte(doc, ri_at) ~= LBRACKET or byte(doc, up_at - #SEP_UP - 1) ~= RBRACKET
-    or byte(doc, up_at) ~= LBRACE or byte(doc, up_end) ~= RBRACE then
-    return nil
-  end
-  return sub(doc, p, iq_at - #SEP_IQ - 1), sub(doc, iq_at, ri_at - #SEP_RI - 1), tonumber(iq_n),
-    sub(doc, ri_at, up_at - #SEP_UP - 1), tonumber(ri_n), sub(doc, up_at, up_end), cs_index, up_index
-end
-
--- The same by scanning every value: documents without a (consistent) trailer.
-local function fields_by_scanning(doc, p)
+-- The same by reading the whole document and scanning every value: documents without a (consistent) trailer.
+local function fields_by_scanning(key, p)
+  local doc = whole or redis.call('GET', key)
+  p = p + #SEP_CS
   local last = value_end(doc, p)
   local cs = sub(doc, p, last)
   p = last + 1 + #SEP_IQ
@@ -308,7 +452,9 @@ local function fields_by_scanning(doc, p)
   local ri = sub(doc, p, last)
   p = last + 1 + #SEP_UP
   last = value_end(doc, p)
-  return cs, iq, array_length(iq), ri, array_length(ri), sub(doc, p, last)
+  local up = sub(doc, p, last)
+  return {cs = SEP_CS .. cs, iq = SEP_IQ .. iq, ri = SEP_RI .. ri, up = SEP_UP .. up, iq_n = array_length(iq),
+    ri_n = array_length(ri)}
 end
 
 local key = KEYS[1]
@@ -329,101 +475,122 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 local version, stored_at, old_ttl = 0, now, nil
-local cs, iq, ri, up = '{}', '[]', '[]', '{}'
-local iq_count, ri_count = 0, 0
-local cs_index, up_index = '', '' -- nil: not known (a document without the entry index)
+-- The stored fields (an absent session's are empty), each with its name in front.
+local old = {cs = SEP_CS .. '{}', iq = SEP_IQ .. '[]', ri = SEP_RI .. '[]', up = SEP_UP .. '{}', iq_n = 0, ri_n = 0,
+  cs_index = '', up_index = ''}
 
-local current = redis.call('GET', key)
-if current then
-  local v, s, t, p = string.match(current,
-    '^{"version":(%d+),"storedAt":(%d+),"lastUpdated":%d+,"ttlSeconds":(%d+),"conversationState":()')
+local length = redis.call('STRLEN', key)
+local exists = length > 0
+if exists then
+  local head = range(key, length, 0, 199)
+  local v, s, t, p = string.match(head,
+    '^{"version":(%d+),"storedAt":(%d+),"lastUpdated":%d+,"ttlSeconds":(%d+),()"conversationState":')
   if not v then return redis.error_reply('ERR session document at ' .. key .. ' has an unknown layout') end
   version, stored_at, old_ttl = tonumber(v), tonumber(s), tonumber(t)
   -- A merge needs the stored fields; a logged store or restore records them as what it replaced.
-  if mode == 'merge' or history_depth > 0 then
-    cs, iq, iq_count, ri, ri_count, up, cs_index, up_index = fields_by_spans(current, p)
-    if not cs then
-      cs, iq, iq_count, ri, ri_count, up = fields_by_scanning(current, p)
-      cs_index, up_index = nil, nil
-    end
-  end
+  if mode == 'merge' or history_depth > 0 then old = fields_by_spans(key, length, p) or fields_by_scanning(key, p) end
 end
 
 if expected >= 0 and expected ~= version then
   return {'CONFLICT', tostring(version)}
 end
 
--- The log entry's change (what the write was given) and undo (what it replaced): history-entry.ts.
+-- The new fields: each as pieces of the document (its name included), its byte length and, for the objects, its
+-- entry index; with the log entry's change (what the write was given) and undo (what it replaced) as pieces too.
+local cs, up, iq, ri = {}, {}, {}, {}
 local change, undo
 if mode == 'merge' then
-  local given, replaced = {}, {}
-  local field_undo, keys
   local max_keys = tonumber(ARGV[22])
-  if ARGV[2] ~= '' then
-    cs, field_undo, cs_index, keys = merge_objects(cs, cs_index, ARGV[2], ARGV[20])
-    if keys > max_keys then return {'TOO_MANY_KEYS', 'conversationState', tostring(keys)} end
-    given[#given + 1] = '"conversationState":' .. ARGV[2]
-    replaced[#replaced + 1] = '"conversationState":' .. field_undo
+  local plans = {}
+  for _, field in ipairs({{'cs', 'conversationState', 2, 20, SEP_CS}, {'up', 'userPreferences', 7, 21, SEP_UP}}) do
+    local name, label, arg, index_arg, sep = field[1], field[2], field[3], field[4], field[5]
+    local f = name == 'cs' and cs or up
+    if ARGV[arg] ~= '' and ARGV[arg] ~= '{}' then
+      local plan = plan_merge(old[name], #sep + 1, old[name .. '_index'], ARGV[arg], ARGV[index_arg])
+      if plan.count > max_keys then return {'TOO_MANY_KEYS', label, tostring(plan.count)} end
+      plans[name], f.bytes = plan, plan.bytes
+    else
+      -- Left as it was, and so is its index if that fits (checked: a document's index is trusted only then).
+      local index = old[name .. '_index']
+      if not (index and walk_index(old[name], #sep + 1, index)) then index = scan_index(old[name], #sep + 1) end
+      f.pieces, f.bytes, f.index = {old[name]}, #old[name] - #sep, index
+    end
   end
-  if ARGV[3] ~= '' then
-    iq, iq_count, field_undo = append_newest(iq, iq_count, ARGV[3], tonumber(ARGV[4]), max_interrupted)
-    given[#given + 1] = '"interruptedQueries":' .. ARGV[3]
-    replaced[#replaced + 1] = '"interruptedQueries":' .. field_undo
+  for _, field in ipairs({{iq, 'iq', 3, 4, max_interrupted, SEP_IQ}, {ri, 'ri', 5, 6, max_recent, SEP_RI}}) do
+    local f, name, arg, count_arg, cap, sep = field[1], field[2], field[3], field[4], field[5], field[6]
+    if ARGV[arg] ~= '' then
+      local pieces
+      pieces, f.bytes, f.count, f.undo = append_newest(old[name], #sep + 1, old[name .. '_n'], ARGV[arg],
+        tonumber(ARGV[count_arg]), cap)
+      f.pieces = append({sep}, pieces)
+    else
+      f.pieces, f.bytes, f.count = {old[name]}, #old[name] - #sep, old[name .. '_n']
+    end
   end
-  if ARGV[5] ~= '' then
-    ri, ri_count, field_undo = append_newest(ri, ri_count, ARGV[5], tonumber(ARGV[6]), max_recent)
-    given[#given + 1] = '"recentInteractions":' .. ARGV[5]
-    replaced[#replaced + 1] = '"recentInteractions":' .. field_undo
+  local field_bytes = cs.bytes + iq.bytes + ri.bytes + up.bytes
+  if field_bytes > tonumber(ARGV[11]) then return {'TOO_LARGE', tostring(field_bytes)} end
+
+  change, undo = {'{'}, {'{'}
+  local given = 0
+  for _, field in ipairs({{cs, 'cs', '"conversationState":', 2}, {iq, 'iq', '"interruptedQueries":', 3},
+    {ri, 'ri', '"recentInteractions":', 5}, {up, 'up', '"userPreferences":', 7}}) do
+    local f, name, label, arg = field[1], field[2], field[3], field[4]
+    if ARGV[arg] ~= '' then
+      local field_undo = f.undo or {'[]'}
+      local plan = plans[name]
+      if plan then
+        local pieces
+        pieces, f.index, field_undo = build_merge(plan)
+        f.pieces = append({name == 'cs' and SEP_CS or SEP_UP}, pieces)
+      end
+      if given > 0 then
+        change[#change + 1] = ','
+        undo[#undo + 1] = ','
+      end
+      append(change, {label, ARGV[arg]})
+      append(undo, {label}, field_undo)
+      given = given + 1
+    end
   end
-  if ARGV[7] ~= '' then
-    up, field_undo, up_index, keys = merge_objects(up, up_index, ARGV[7], ARGV[21])
-    if keys > max_keys then return {'TOO_MANY_KEYS', 'userPreferences', tostring(keys)} end
-    given[#given + 1] = '"userPreferences":' .. ARGV[7]
-    replaced[#replaced + 1] = '"userPreferences":' .. field_undo
-  end
-  change = '{' .. table.concat(given, ',') .. '}'
-  undo = '{' .. table.concat(replaced, ',') .. '}'
+  change[#change + 1] = '}'
+  undo[#undo + 1] = '}'
 else
-  if current then
-    undo = '{"replaced":{"conversationState":' .. cs .. ',"interruptedQueries":' .. iq
-      .. ',"recentInteractions":' .. ri .. ',"userPreferences":' .. up .. '}}'
+  local cs_index, up_index = ARGV[20], ARGV[21]
+  if not walk_index(ARGV[2], 1, cs_index) then cs_index = scan_index(ARGV[2], 1) end
+  if not walk_index(ARGV[7], 1, up_index) then up_index = scan_index(ARGV[7], 1) end
+  cs.pieces, cs.bytes, cs.index = {SEP_CS, ARGV[2]}, #ARGV[2], cs_index
+  up.pieces, up.bytes, up.index = {SEP_UP, ARGV[7]}, #ARGV[7], up_index
+  local pieces
+  pieces, iq.bytes, iq.count = newest(ARGV[3], tonumber(ARGV[4]), max_interrupted)
+  iq.pieces = append({SEP_IQ}, pieces)
+  pieces, ri.bytes, ri.count = newest(ARGV[5], tonumber(ARGV[6]), max_recent)
+  ri.pieces = append({SEP_RI}, pieces)
+  local field_bytes = cs.bytes + iq.bytes + ri.bytes + up.bytes
+  if field_bytes > tonumber(ARGV[11]) then return {'TOO_LARGE', tostring(field_bytes)} end
+
+  if exists then
+    undo = {'{"replaced":{', old.cs, old.iq, old.ri, old.up, '}}'}
   else
-    undo = '{"created":true}'
+    undo = {'{"created":true}'}
   end
   if mode == 'restore' then
-    change = ARGV[18]
+    change = {ARGV[18]}
   else
-    change = '{"conversationState":' .. ARGV[2] .. ',"interruptedQueries":' .. ARGV[3]
-      .. ',"recentInteractions":' .. ARGV[5] .. ',"userPreferences":' .. ARGV[7] .. '}'
+    change = {'{"conversationState":', ARGV[2], ',"interruptedQueries":', ARGV[3], ',"recentInteractions":', ARGV[5],
+      ',"userPreferences":', ARGV[7], '}'}
   end
-  cs, up = ARGV[2], ARGV[7]
-  cs_index, up_index = ARGV[20], ARGV[21]
-  iq_count = tonumber(ARGV[4])
-  iq, iq_count = newest(ARGV[3], iq_count, max_interrupted), math.min(iq_count, max_interrupted)
-  ri_count = tonumber(ARGV[6])
-  ri, ri_count = newest(ARGV[5], ri_count, max_recent), math.min(ri_count, max_recent)
-end
-
--- A field this write left as it was: its index as it was if that fits, else (a document without one) found once.
-if not (cs_index and index_fits(cs, cs_index)) then cs_index = index_of(object_entries(cs)) end
-if not (up_index and index_fits(up, up_index)) then up_index = index_of(object_entries(up)) end
-
-local field_bytes = #cs + #iq + #ri + #up
-if field_bytes > tonumber(ARGV[11]) then
-  return {'TOO_LARGE', tostring(field_bytes)}
 end
 
 if ttl == 0 then ttl = old_ttl or default_ttl end
 
-local document = string.format('{"version":%d,"storedAt":%.0f,"lastUpdated":%.0f,"ttlSeconds":%d,', version + 1, stored_at, now, ttl)
-  .. '"conversationState":' .. cs
-  .. ',"interruptedQueries":' .. iq
-  .. ',"recentInteractions":' .. ri
-  .. ',"userPreferences":' .. up
-  .. ENTRIES .. cs_index .. ';' .. up_index .. '"'
-  .. string.format(',"spans":[%d,%d,%d,%d,%d,%d]}', #cs, #iq, iq_count, #ri, ri_count,
-    #cs_index + 1 + #up_index)
-redis.call('SET', key, document, 'EX', ttl)
+local document = parts_of(append(
+  {format('{"version":%d,"storedAt":%.0f,"lastUpdated":%.0f,"ttlSeconds":%d,', version + 1, stored_at, now, ttl)},
+  cs.pieces, iq.pieces, ri.pieces, up.pieces,
+  {ENTRIES, cs.index, ';', up.index, '"',
+    format(',"spans":[%d,%d,%d,%d,%d,%d]}', cs.bytes, iq.bytes, iq.count, ri.bytes, ri.count,
+      #cs.index + 1 + #up.index)}), {})
+redis.call('SET', key, document[1], 'EX', ttl)
+for i = 2, #document do redis.call('APPEND', key, document[i]) end
 local expires_at = now + ttl * 1000
 redis.call('ZADD', KEYS[3], now, member)
 redis.call('ZADD', KEYS[4], expires_at, member)
@@ -433,12 +600,17 @@ redis.call('ZADD', KEYS[6], expires_at, member)
 -- The log holds the newest history_depth versions, one after the other down from the current one: a session that
 -- is new (or expired, or was deleted) starts a new log, and with history off the log goes.
 local operation = mode == 'merge' and 'MERGE' or (mode == 'restore' and 'RESTORE' or 'STORE')
-if not current or history_depth == 0 then redis.call('DEL', KEYS[7]) end
+local change_parts = parts_of(change, {})
+if not exists or history_depth == 0 then redis.call('DEL', KEYS[7]) end
 if history_depth > 0 then
-  redis.call('LPUSH', KEYS[7], string.format('{"version":%d,"at":%.0f,"operation":"%s",', version + 1, now, operation)
-    .. ARGV[16] .. string.format(',"ttlSeconds":%d,"change":', ttl) .. change .. ',"undo":' .. undo .. '}')
+  local entry = parts_of({format('{"version":%d,"at":%.0f,"operation":"%s",', version + 1, now, operation), ARGV[16],
+    format(',"ttlSeconds":%d,"change":', ttl)}, {})
+  append(entry, change_parts)
+  parts_of(append({',"undo":'}, undo, {'}'}), entry)
+  redis.call('LPUSH', KEYS[7], join(entry))
   redis.call('LTRIM', KEYS[7], 0, history_depth - 1)
   redis.call('PEXPIREAT', KEYS[7], expires_at)
 end
-redis.call('SPUBLISH', ARGV[19], 'U\n' .. member .. '\n' .. operation .. '\n' .. change .. '\n' .. document)
+redis.call('SPUBLISH', ARGV[19], join(append({'U\n' .. member .. '\n' .. operation .. '\n'}, change_parts, {'\n'},
+  document)))
 return {'OK', document, settings[5] and '0' or '1', cleanup_interval}

@@ -6,7 +6,7 @@ import { RedisCleanupSchedule } from "../../src/store/redis/redis-cleanup-schedu
 import { RedisSessionStore } from "../../src/store/redis/redis-session-store";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
 import { freshTenant } from "../helpers/test-server";
-import { DEFAULTS } from "./session-store.harness";
+import { DEFAULTS } from "../integration/session-store.harness";
 
 /**
  * Noisy neighbours, the Redis side: Redis runs one script at a time, so the longest a single write holds it is
@@ -17,9 +17,17 @@ import { DEFAULTS } from "./session-store.harness";
  * that is how long the write holds Redis, and unlike a wall-clock time (SLOWLOG, printed beside it) it does not grow
  * when a busy machine deschedules Redis midway. The least of REPEATS runs is kept.
  *
- * WRITE_BOUND_MS is the README's stated bound; the numbers are printed for the README.
+ * WRITE_BOUND_MS is the README's stated bound; the numbers are printed for the README. Two writes are allowed more,
+ * HEAVY_BOUND_MS: a store of a full context over a full context with history on makes four Lua strings of the
+ * context's size (the values given, the fields it replaces, the change log entry holding both, the announcement
+ * holding the change and the document), and Lua hashes each new string byte by byte (write-session-7.lua); a merge
+ * replacing every key in another order than the stored one slices each entry on its own, twice (the new value and
+ * the replaced one), instead of one run.
  */
-const WRITE_BOUND_MS = 10;
+const WRITE_BOUND_MS = 5;
+const HEAVY_BOUND_MS = 10;
+const FULL_STORE = "store ~250 KB of brackets over ~250 KB of brackets (history keeps what it replaced)";
+const SCRAMBLED_REPLACE = `merge ${MAX_OBJECT_KEYS} keys replacing ${MAX_OBJECT_KEYS}, in the reverse order (no two neighbours in the patch are neighbours in the context)`;
 const REPEATS = 7;
 const MAX_CONTEXT_BYTES = 262_144;
 const LIMITS = { maxContextBytes: MAX_CONTEXT_BYTES };
@@ -128,7 +136,18 @@ describe("Write cost: no single write holds Redis longer than the stated bound a
       (t) => store.merge(t, ref, { conversationState: bracketObject(MAX_OBJECT_KEYS, half) }, LIMITS),
     ],
     [
-      "store ~250 KB of brackets over ~250 KB of brackets (history keeps what it replaced)",
+      SCRAMBLED_REPLACE,
+      (t) => store.store(t, ref, { conversationState: bracketObject(MAX_OBJECT_KEYS, half) }, LIMITS),
+      (t) =>
+        store.merge(
+          t,
+          ref,
+          { conversationState: Object.fromEntries(Object.entries(bracketObject(MAX_OBJECT_KEYS, half)).reverse()) },
+          LIMITS,
+        ),
+    ],
+    [
+      FULL_STORE,
       (t) => store.store(t, ref, { conversationState: bracketObject(1, MAX_CONTEXT_BYTES - 6000) }, LIMITS),
       (t) => store.store(t, ref, { conversationState: bracketObject(1, MAX_CONTEXT_BYTES - 6000, "j") }, LIMITS),
     ],
@@ -144,7 +163,7 @@ describe("Write cost: no single write holds Redis longer than the stated bound a
     process.stdout.write(
       `write cost: ${_name}: ${ms.toFixed(2)} ms of Redis CPU, ${wallMs.toFixed(2)} ms wall (${outcome})\n`,
     );
-    expect(ms).toBeLessThanOrEqual(WRITE_BOUND_MS);
+    expect(ms).toBeLessThanOrEqual([FULL_STORE, SCRAMBLED_REPLACE].includes(_name) ? HEAVY_BOUND_MS : WRITE_BOUND_MS);
   });
 
   // Lists: a write adds at most MAX_LIST_ENTRIES entries, so it drops at most that many beyond the cap.
