@@ -1,5 +1,7 @@
-import { Arg, Args, Ctx, Mutation, Query, Resolver } from "type-graphql";
+import type { GraphQLResolveInfo } from "graphql";
+import { Arg, Args, Ctx, Info, Mutation, Query, Resolver } from "type-graphql";
 import type { RequestContext } from "../context/request-context";
+import { selectsContext } from "./selects-context";
 import { SessionContextInput } from "./session-context.input";
 import { SessionContext } from "./session-context.type";
 import type { SessionRecord } from "./session-record";
@@ -19,8 +21,9 @@ export class SessionContextResolver {
   storeSessionContext(
     @Arg("input", () => SessionContextInput) input: SessionContextInput,
     @Ctx() ctx: RequestContext,
+    @Info() info: GraphQLResolveInfo,
   ): Promise<SessionRecord> {
-    return this.sessionService.store(ctx, input);
+    return this.sessionService.store(ctx, input, selectsContext(info));
   }
 
   @Mutation(() => SessionContext, {
@@ -29,7 +32,8 @@ export class SessionContextResolver {
   mergeSessionContext(
     @Arg("input", () => SessionContextInput) input: SessionContextInput,
     @Ctx() ctx: RequestContext,
+    @Info() info: GraphQLResolveInfo,
   ): Promise<SessionRecord> {
-    return this.sessionService.merge(ctx, input);
+    return this.sessionService.merge(ctx, input, selectsContext(info));
   }
 }

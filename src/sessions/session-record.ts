@@ -61,6 +61,11 @@ export interface SessionWrite extends Partial<ContextFields> {
   readonly ttlSeconds?: number;
   /** When given, the write happens only if the stored version equals it (absent session = 0). */
   readonly expectedVersion?: number;
+  /**
+   * false: the caller reads only the written record's header (version, dates, TTL, ids), so a store may skip sending
+   * the context back — the record's context fields then must not be read. Default true.
+   */
+  readonly returnContext?: boolean;
 }
 
 /**

@@ -40,27 +40,33 @@ export class SessionService {
     return ctx.sessionLoader.load({ userId: actingFor, sessionId });
   }
 
-  /** Replaces the whole context. */
-  store(ctx: RequestContext, input: SessionContextInput): Promise<SessionRecord> {
-    return this.write("store", ctx, input);
+  /**
+   * Replaces the whole context. `returnContext` false: the answer reads only the written record's header (the
+   * store need not send the context back).
+   */
+  store(ctx: RequestContext, input: SessionContextInput, returnContext = true): Promise<SessionRecord> {
+    return this.write("store", ctx, input, returnContext);
   }
 
-  /** Shallow-merges objects and appends lists, atomically. */
-  merge(ctx: RequestContext, input: SessionContextInput): Promise<SessionRecord> {
-    return this.write("merge", ctx, input);
+  /** Shallow-merges objects and appends lists, atomically. `returnContext` as for store. */
+  merge(ctx: RequestContext, input: SessionContextInput, returnContext = true): Promise<SessionRecord> {
+    return this.write("merge", ctx, input, returnContext);
   }
 
   private async write(
     mode: "store" | "merge",
     ctx: RequestContext,
     input: SessionContextInput,
+    returnContext: boolean,
   ): Promise<SessionRecord> {
     assertValidId(input.sessionId, "input.sessionId");
     const userId = ctx.caller.actingFor(input.userId, "input.userId");
-    const write = { ...this.toWrite(input), actor: actorOf(ctx) };
+    const write = { ...this.toWrite(input), actor: actorOf(ctx), returnContext };
     const ref = { userId, sessionId: input.sessionId };
     const record = await ctx.store[mode](ctx.caller.tenantId, ref, write, this.limits);
-    primeSession(ctx.sessionLoader, record);
+    // Later reads of the request see the write; a record without its context would answer them wrongly.
+    if (returnContext) primeSession(ctx.sessionLoader, record);
+    else ctx.sessionLoader.clear(ref);
     return record;
   }
 

@@ -31,6 +31,41 @@ export function readDocument(
   return new StoredSessionRecord(tenantId, ref, key, layout);
 }
 
+/**
+ * The record of a write whose reply held only the new document's header (SessionWrite.returnContext false): its
+ * context fields were not sent back, and reading one is a bug — it throws rather than answer something made up.
+ */
+export function readWrittenHeader(tenantId: string, ref: SessionRef, bytes: Buffer): SessionRecord {
+  const header = HEADER_ONLY.exec(bytes.toString("latin1"));
+  if (header === null) throw new Error("the write script answered no document header");
+  const fields = recordHeader(
+    tenantId,
+    ref,
+    {
+      version: Number(header[1]),
+      storedAt: Number(header[2]),
+      lastUpdated: Number(header[3]),
+      ttlSeconds: Number(header[4]),
+    },
+    sessionKey(tenantId, ref.userId, ref.sessionId),
+  );
+  return Object.assign(Object.create(CONTEXT_NOT_SENT) as object, fields) as SessionRecord;
+}
+
+const HEADER_ONLY = /^\{"version":(\d+),"storedAt":(\d+),"lastUpdated":(\d+),"ttlSeconds":(\d+),$/;
+const notSent = (): never => {
+  throw new Error("this write's context was not sent back (returnContext: false) and cannot be read");
+};
+const CONTEXT_NOT_SENT = Object.defineProperties(
+  {},
+  {
+    conversationState: { get: notSent },
+    interruptedQueries: { get: notSent },
+    recentInteractions: { get: notSent },
+    userPreferences: { get: notSent },
+  },
+);
+
 /** The header and the four field slices of a document with the current layout. */
 interface DocumentLayout {
   readonly header: Pick<SessionDocument, "version" | "storedAt" | "lastUpdated" | "ttlSeconds">;

@@ -239,6 +239,46 @@ describe.each(STORES)("%s", (_name, start) => {
     });
   });
 
+  describe("A write whose caller reads only the header (returnContext: false)", () => {
+    it("returns the same header as a full answer and writes the whole context all the same", async () => {
+      const tenant = freshTenant();
+      const full = await store.store(
+        tenant,
+        ref,
+        { conversationState: { step: 1 }, recentInteractions: [{ a: 1 }] },
+        LIMITS,
+      );
+
+      const header = await store.merge(
+        tenant,
+        ref,
+        { conversationState: { step: 2 }, recentInteractions: [{ b: 2 }], returnContext: false },
+        LIMITS,
+      );
+
+      const stored = (await read(tenant))!;
+      for (const field of [
+        "id",
+        "tenantId",
+        "userId",
+        "sessionId",
+        "version",
+        "storedAt",
+        "lastUpdated",
+        "ttlSeconds",
+        "expiresAt",
+      ] as const)
+        expect(header[field]).toEqual(stored[field]);
+      expect(header.version).toBe(full.version + 1);
+      expect(contextOf(stored)).toEqual({
+        conversationState: { step: 2 },
+        interruptedQueries: [],
+        recentInteractions: [{ a: 1 }, { b: 2 }],
+        userPreferences: {},
+      });
+    });
+  });
+
   describe("Exact round trip: any JSON value comes back equal, through store and through merge", () => {
     const everywhere = {
       conversationState: tricky,

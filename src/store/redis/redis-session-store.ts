@@ -31,7 +31,7 @@ import {
 } from "../keys";
 import { pageAfter } from "../session-page";
 import { CONTEXT_JSON_OVERHEAD, decodeDocument, indexedObject } from "../session-document";
-import { readDocument } from "../stored-session-record";
+import { readDocument, readWrittenHeader } from "../stored-session-record";
 import { ping, type RedisClient } from "./redis-client";
 import { readKeys, retryWhileMigrating } from "./redis-migrating";
 import { toStoreError } from "./redis-errors";
@@ -317,6 +317,7 @@ export class RedisSessionStore implements SessionStore {
         state.index,
         preferences.index,
         String(MAX_OBJECT_KEYS),
+        write.returnContext === false ? "header" : "document",
       ),
     ).catch(toStoreError("write"));
     const [status, bytes, firstCleanup, interval] = reply;
@@ -325,7 +326,11 @@ export class RedisSessionStore implements SessionStore {
     switch (String(status) as WriteSessionStatus) {
       case WriteSessionStatus.Written: {
         // The script answers the document in parts (it never makes it one string: see write-session-7.lua).
-        const record = readDocument(tenantId, ref, Array.isArray(bytes) ? Buffer.concat(bytes) : bytes);
+        const document = Array.isArray(bytes) ? Buffer.concat(bytes) : bytes;
+        const record =
+          write.returnContext === false
+            ? readWrittenHeader(tenantId, ref, document)
+            : readDocument(tenantId, ref, document);
         if (String(firstCleanup) === FirstCleanup.Needed)
           await this.scheduleFirstCleanup(tenantId, record.lastUpdated.getTime() + Number(String(interval)) * 1000);
         return record;

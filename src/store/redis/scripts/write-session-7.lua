@@ -32,6 +32,9 @@
   ARGV[20]  the entry index of ARGV[2]: `keyBytes,valueBytes,…` of each top-level entry in order ("" for none)
   ARGV[21]  the entry index of ARGV[7], the same way
   ARGV[22]  the most top-level keys an object field may have after a merge (MAX_OBJECT_KEYS)
+  ARGV[23]  "header": the reply's document is only its header, `{"version":…,"storedAt":…,"lastUpdated":…,"ttlSeconds":…,`
+            (the caller's answer selects no context field: a merge into a large context sends nothing large back);
+            anything else: the whole document
 
   Returns  {"OK", document, scheduleNeeded, cleanupIntervalSeconds}
                                        the new document, also written with SET … EX ttl; scheduleNeeded is "1"
@@ -583,8 +586,10 @@ end
 
 if ttl == 0 then ttl = old_ttl or default_ttl end
 
+local header = format('{"version":%d,"storedAt":%.0f,"lastUpdated":%.0f,"ttlSeconds":%d,', version + 1, stored_at, now,
+  ttl)
 local document = parts_of(append(
-  {format('{"version":%d,"storedAt":%.0f,"lastUpdated":%.0f,"ttlSeconds":%d,', version + 1, stored_at, now, ttl)},
+  {header},
   cs.pieces, iq.pieces, ri.pieces, up.pieces,
   {ENTRIES, cs.index, ';', up.index, '"',
     format(',"spans":[%d,%d,%d,%d,%d,%d]}', cs.bytes, iq.bytes, iq.count, ri.bytes, ri.count,
@@ -613,4 +618,4 @@ if history_depth > 0 then
 end
 redis.call('SPUBLISH', ARGV[19], join(append({'U\n' .. member .. '\n' .. operation .. '\n'}, change_parts, {'\n'},
   document)))
-return {'OK', document, settings[5] and '0' or '1', cleanup_interval}
+return {'OK', ARGV[23] == 'header' and {header} or document, settings[5] and '0' or '1', cleanup_interval}
