@@ -2,7 +2,7 @@ import { buildSubgraphSchema } from "@apollo/subgraph";
 import { printSchemaWithDirectives } from "@graphql-tools/utils";
 import { parse, type GraphQLSchema } from "graphql";
 import { DateTimeResolver } from "graphql-scalars";
-import { buildSchema, createResolversMap, type AuthCheckerFn, type PubSub } from "type-graphql";
+import { buildSchema, createResolversMap, getMetadataStorage, type AuthCheckerFn, type PubSub } from "type-graphql";
 import type { RequestContext } from "./context/request-context";
 import { entriesOf } from "./execution/json-text";
 import { OrphanCleanupResolver } from "./cleanup/orphan-cleanup.resolver";
@@ -10,6 +10,7 @@ import { ForbiddenError } from "./errors/errors";
 import { SessionHistoryResolver } from "./history/session-history.resolver";
 import { LiveUpdatesResolver } from "./live/live-updates.resolver";
 import { SessionContextResolver } from "./sessions/session-context.resolver";
+import { SessionContext } from "./sessions/session-context.type";
 import { SessionListResolver } from "./sessions/session-list.resolver";
 import type { Backend } from "./store/backend";
 import type { SettingsBounds } from "./tenants/tenant-settings";
@@ -61,8 +62,11 @@ export async function buildSessionSchema(deps: SchemaDeps): Promise<GraphQLSchem
   });
 
   const resolverMap = createResolversMap(schema) as Record<string, Record<string, unknown>>;
+  assertPlainFields(SessionContext);
   resolverMap.SessionContext = {
-    ...resolverMap.SessionContext,
+    // Not type-graphql's resolvers for the other fields: each reads the record's property through a wrapper (an
+    // object and a middleware dispatch per field per session) that graphql-jit must call, where without a resolver
+    // it reads the property inline. assertPlainFields keeps that safe: no field of the type has roles or middleware.
     ...storedContextResolvers,
     // async: a refused representation must reject its own promise (an error at `_entities.<i>`, that entry null),
     // not throw synchronously out of @apollo/subgraph's map, which would fail every entity of the request.
@@ -76,6 +80,15 @@ export async function buildSessionSchema(deps: SchemaDeps): Promise<GraphQLSchem
   return buildSubgraphSchema([
     { typeDefs: parse(FEDERATION_LINK + printSchemaWithDirectives(schema)), resolvers: resolverMap as never },
   ]);
+}
+
+/** Throws unless no field of `type` has `@Authorized` roles or middlewares (which a field resolver would apply). */
+function assertPlainFields(type: abstract new () => unknown): void {
+  const guarded = getMetadataStorage().fields.filter(
+    (field) => field.target === type && ((field.roles?.length ?? 0) > 0 || (field.middlewares?.length ?? 0) > 0),
+  );
+  if (guarded.length > 0)
+    throw new Error(`${type.name}.${guarded[0].name} has roles or middleware: schema.ts drops its field resolvers`);
 }
 
 /**
