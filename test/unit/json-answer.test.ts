@@ -11,6 +11,10 @@ const answers: [string, unknown][] = [
   ["lists with holes of every kind", { data: { l: [1, undefined, () => 1, Symbol("s"), null, [], {}] } }],
   ["dates and toJSON", { data: { at: new Date(Date.UTC(2026, 11, 2, 12)), custom: { toJSON: () => ["x"] } } }],
   [
+    "dates JSON.stringify writes as null, or with six-digit years",
+    { data: { bad: new Date(NaN), far: new Date(8.64e15), l: [new Date(-1)] } },
+  ],
+  [
     "errors first, then data and extensions",
     { errors: [{ message: "m", path: ["a", 0] }], data: null, extensions: { code: "X" } },
   ],
