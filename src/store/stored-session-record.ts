@@ -38,21 +38,9 @@ export function readDocument(
 export function readWrittenHeader(tenantId: string, ref: SessionRef, bytes: Buffer): SessionRecord {
   const header = HEADER_ONLY.exec(bytes.toString("latin1"));
   if (header === null) throw new Error("the write script answered no document header");
-  const fields = recordHeader(
-    tenantId,
-    ref,
-    {
-      version: Number(header[1]),
-      storedAt: Number(header[2]),
-      lastUpdated: Number(header[3]),
-      ttlSeconds: Number(header[4]),
-    },
-    sessionKey(tenantId, ref.userId, ref.sessionId),
-  );
+  const fields = recordHeader(tenantId, ref, headerOf(header), sessionKey(tenantId, ref.userId, ref.sessionId));
   return Object.assign(Object.create(CONTEXT_NOT_SENT) as object, fields) as SessionRecord;
 }
-
-const HEADER_ONLY = /^\{"version":(\d+),"storedAt":(\d+),"lastUpdated":(\d+),"ttlSeconds":(\d+),$/;
 const notSent = (): never => {
   throw new Error("this write's context was not sent back (returnContext: false) and cannot be read");
 };
@@ -75,8 +63,20 @@ interface DocumentLayout {
   readonly userPreferences: Buffer;
 }
 
-// The numeric header every document starts with (SessionDocument): at most ~110 bytes.
-const HEADER = /^\{"version":(\d+),"storedAt":(\d+),"lastUpdated":(\d+),"ttlSeconds":(\d+),"conversationState":/;
+// The numeric header every document starts with (SessionDocument): at most ~110 bytes. A write's header-only reply
+// is exactly this part.
+const HEADER_FIELDS = String.raw`\{"version":(\d+),"storedAt":(\d+),"lastUpdated":(\d+),"ttlSeconds":(\d+),`;
+const HEADER = new RegExp(`^${HEADER_FIELDS}"conversationState":`);
+const HEADER_ONLY = new RegExp(`^${HEADER_FIELDS}$`);
+
+function headerOf(match: RegExpExecArray): DocumentLayout["header"] {
+  return {
+    version: Number(match[1]),
+    storedAt: Number(match[2]),
+    lastUpdated: Number(match[3]),
+    ttlSeconds: Number(match[4]),
+  };
+}
 const HEADER_BYTES_AT_MOST = 160;
 const INTERRUPTED = Buffer.from(',"interruptedQueries":');
 const RECENT = Buffer.from(',"recentInteractions":');
@@ -117,12 +117,7 @@ function layoutOf(bytes: Buffer): DocumentLayout | undefined {
     bytes[upEnd - 1] === CLOSE_BRACE;
   if (!fits) return undefined;
   return {
-    header: {
-      version: Number(header[1]),
-      storedAt: Number(header[2]),
-      lastUpdated: Number(header[3]),
-      ttlSeconds: Number(header[4]),
-    },
+    header: headerOf(header),
     conversationState: bytes.subarray(csAt, csAt + csBytes),
     interruptedQueries: bytes.subarray(iqAt, iqAt + iqBytes),
     recentInteractions: bytes.subarray(riAt, riAt + riBytes),
