@@ -206,6 +206,21 @@ describe.each([
   });
 });
 
+/**
+ * A fresh tenant's alice with session s1 holding a ~60 KB context: each of its events carries the whole context, so
+ * a reader that stops has its socket's buffers full after a few dozen. Her headers.
+ */
+async function aliceWithLargeSession(server: TestServer): Promise<Record<string, string>> {
+  const headers = gatewayHeaders(freshTenant(), "alice");
+  const big = { text: "x".repeat(60_000) };
+  const stored = await server.post(
+    { query: STORE, variables: { input: { sessionId: "s1", conversationState: big } } },
+    headers,
+  );
+  expect(stored.body.errors).toBeUndefined();
+  return headers;
+}
+
 describe("a slow subscriber among subscribers sharing its events", () => {
   let redis: RedisProcess;
   let server: TestServer;
@@ -219,14 +234,7 @@ describe("a slow subscriber among subscribers sharing its events", () => {
   });
 
   it("is closed with 1013 alone: the others get every event once, in order", async () => {
-    const headers = gatewayHeaders(freshTenant(), "alice");
-    // Each event carries the whole context: about 60 KB here, so the slow socket's buffers fill after a few dozen.
-    const big = { text: "x".repeat(60_000) };
-    const stored = await server.post(
-      { query: STORE, variables: { input: { sessionId: "s1", conversationState: big } } },
-      headers,
-    );
-    expect(stored.body.errors).toBeUndefined();
+    const headers = await aliceWithLargeSession(server);
     const variables = { sessionId: "s1", afterVersion: 1 };
     const slow = new RawSocket(server.url, headers);
     const client = wsClient(server.url, { headers });
@@ -290,13 +298,7 @@ describe("a slow SSE subscriber", () => {
   });
 
   it("has its response ended when it stops reading, instead of the server holding its events", async () => {
-    const headers = gatewayHeaders(freshTenant(), "alice");
-    const big = { text: "x".repeat(60_000) };
-    const stored = await server.post(
-      { query: STORE, variables: { input: { sessionId: "s1", conversationState: big } } },
-      headers,
-    );
-    expect(stored.body.errors).toBeUndefined();
+    const headers = await aliceWithLargeSession(server);
     const response = await fetch(`${server.url}/graphql/stream`, {
       method: "POST",
       headers: { ...headers, "content-type": "application/json", accept: "text/event-stream" },
