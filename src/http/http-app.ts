@@ -61,6 +61,17 @@ export function createHttpApp(options: HttpAppOptions): Handler {
     // to retry a request refused for the tenant's share of large requests.
     exposedHeaders: ["x-request-id", "server-timing", "retry-after"],
   });
+  /**
+   * CORS applies only to requests that name an `Origin` (browsers send it on every cross-origin request and
+   * preflight); for the rest — servers, routers, the load behind a gateway — the cors middleware would only add
+   * `Vary: Origin` and two headers no client reads, at ~5 % of the CPU of a small read. `Vary: Origin` stays, so a
+   * cache never serves such an answer to a page of another origin.
+   */
+  const withCors = (req: IncomingMessage, res: ServerResponse, next: () => void): void => {
+    if (req.headers.origin !== undefined || req.method === "OPTIONS") return corsHandler(req, res, next);
+    res.setHeader("vary", "Origin");
+    next();
+  };
   const jsonBody = bodyParser.json({ limit: options.maxBodyBytes });
   const plainJsonBody = readJsonBody(options.maxBodyBytes);
 
@@ -75,7 +86,7 @@ export function createHttpApp(options: HttpAppOptions): Handler {
     res.once("close", () => options.metrics.inFlight.dec());
     const requestId = requestIdOf(req);
     res.setHeader("x-request-id", requestId);
-    corsHandler(req, res, () => {
+    withCors(req, res, () => {
       // Resource Timing shows Server-Timing to a page of another origin only when that origin is named here.
       const allowedOrigin = res.getHeader("access-control-allow-origin");
       if (typeof allowedOrigin === "string") res.setHeader("timing-allow-origin", allowedOrigin);
@@ -205,7 +216,7 @@ export function createHttpApp(options: HttpAppOptions): Handler {
     if (path === "/graphql") return graphql(req, res);
     if (path === "/graphql/stream" && options.stream) {
       const stream = options.stream;
-      return corsHandler(req, res, () => stream(req, res));
+      return withCors(req, res, () => stream(req, res));
     }
     if (path === "/health/live" && (req.method === "GET" || req.method === "HEAD"))
       return sendJson(res, 200, { status: "live" });

@@ -245,6 +245,15 @@ describe("HTTP", () => {
       expect(response.headers.get("timing-allow-origin")).toBeNull();
     });
 
+    it("answers a request without Origin (not a browser's cross-origin request) with Vary: Origin and no CORS grant", async () => {
+      const response = await production.post({ query: "{ _service { sdl } }" });
+
+      expect(response.status).toBe(200);
+      expect(response.headers.get("vary")).toBe("Origin");
+      expect([...response.headers.keys()].filter((name) => name.startsWith("access-control-"))).toEqual([]);
+      expect(response.headers.get("timing-allow-origin")).toBeNull();
+    });
+
     it("allows in a preflight only the methods /graphql answers", async () => {
       const response = await fetch(`${production.url}/graphql`, {
         method: "OPTIONS",
