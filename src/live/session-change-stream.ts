@@ -7,6 +7,7 @@ import { toRecord } from "../store/session-document";
 import { ChangeQueue } from "./change-queue";
 import type { SessionChange } from "./session-change";
 import type { SessionChangeFeed } from "./session-change-feed";
+import type { JsonText } from "../execution/json-text";
 import { closing } from "./closing-iterator";
 
 /** One event of `sessionContextChanged`, before GraphQL resolves its fields. */
@@ -16,7 +17,8 @@ export interface SessionContextEventValue {
   readonly sessionId: string;
   readonly version: number;
   readonly operation: SessionOperationName | null;
-  readonly change: JsonObject | null;
+  /** From Redis, the change's JSON text as announced (JsonText, written into answers as it is). */
+  readonly change: JsonObject | JsonText | null;
   readonly context: SessionRecord | null;
   readonly resync: boolean;
   /** When the change was committed (epoch ms; undefined for a resync, which stands for no one write). */

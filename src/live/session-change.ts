@@ -1,3 +1,4 @@
+import { JsonText } from "../execution/json-text";
 import type { SessionOperationName } from "../history/history-entry";
 import type { JsonObject, SessionRecord, SessionRef } from "../sessions/session-record";
 import { refFromMember } from "../store/keys";
@@ -11,8 +12,11 @@ export interface SessionUpdated {
   /** The store's clock at the commit (epoch ms): the document's lastUpdated. */
   readonly at: number;
   readonly operation: SessionOperationName;
-  /** What the write was given, as its change log entry records it. */
-  readonly change: JsonObject;
+  /**
+   * What the write was given, as its change log entry records it: from Redis the announcement's JSON text as it came
+   * (a JsonText writes itself into an answer, or parses through toJSON), from the embedded store the value.
+   */
+  readonly change: JsonObject | JsonText;
   readonly record: SessionRecord;
   /** storedAt in ms: tells one life of a session from the next (a session re-created after it expired). */
   readonly storedAt: number;
@@ -37,44 +41,56 @@ export type SessionChange = SessionUpdated | SessionDeleted;
  *   U \n <index member> \n <operation> \n <change JSON> \n <document>
  *   D \n <index member> \n <version> \n <epoch ms>
  *
+ * Read as the bytes Redis sent: the document's context and the change stay slices of them (JsonText), copied into
+ * each event's answer, never decoded and parsed unless something reads them as values.
+ *
  * Undefined for a message this version does not know (a newer server's, during a rolling upgrade).
  */
-export function decodeChangeMessage(tenantId: string, message: string): SessionChange | undefined {
-  const kind = message.slice(0, 2);
-  if (kind === "U\n") {
-    const [member, operation, change, document] = splitFields(message, 2, 4);
+export function decodeChangeMessage(tenantId: string, message: Buffer): SessionChange | undefined {
+  if (message[1] !== LINE_FEED) return undefined;
+  if (message[0] === UPDATED) {
+    const [member, operation, change, document] = splitFields(message, 4);
     if (document === undefined) return undefined;
-    const ref = refFromMember(member);
+    const ref = refFromMember(member.toString("utf8"));
     const record = readDocument(tenantId, ref, document);
     return {
       type: "UPDATED",
       ref,
       version: record.version,
       at: record.lastUpdated.getTime(),
-      operation: operation as SessionOperationName,
-      change: JSON.parse(change) as JsonObject,
+      operation: operation.toString("latin1") as SessionOperationName,
+      change: new JsonText(change),
       record,
       storedAt: record.storedAt.getTime(),
     };
   }
-  if (kind === "D\n") {
-    const [member, version, at] = splitFields(message, 2, 3);
+  if (message[0] === DELETED) {
+    const [member, version, at] = splitFields(message, 3);
     if (at === undefined) return undefined;
-    return { type: "DELETED", ref: refFromMember(member), version: Number(version), at: Number(at) };
+    return {
+      type: "DELETED",
+      ref: refFromMember(member.toString("utf8")),
+      version: Number(version.toString("latin1")),
+      at: Number(at.toString("latin1")),
+    };
   }
   return undefined;
 }
 
-/** `count` fields from `start`, split at the first count - 1 line breaks (the last field keeps any that follow). */
-function splitFields(message: string, start: number, count: number): string[] {
-  const fields: string[] = [];
-  let from = start;
+const LINE_FEED = 0x0a;
+const UPDATED = 0x55; // U
+const DELETED = 0x44; // D
+
+/** `count` fields after the kind's line, split at the first count - 1 line breaks (the last keeps any that follow). */
+function splitFields(message: Buffer, count: number): Buffer[] {
+  const fields: Buffer[] = [];
+  let from = 2;
   for (let i = 1; i < count; i++) {
-    const end = message.indexOf("\n", from);
+    const end = message.indexOf(LINE_FEED, from);
     if (end < 0) return fields;
-    fields.push(message.slice(from, end));
+    fields.push(message.subarray(from, end));
     from = end + 1;
   }
-  fields.push(message.slice(from));
+  fields.push(message.subarray(from));
   return fields;
 }

@@ -255,8 +255,8 @@ describe("export → import", () => {
     );
     const subscriber = new Redis(target.url);
     await subscriber.ssubscribe(changeChannel(tenant, ref.userId));
-    const message = new Promise<string>((resolve) =>
-      subscriber.once("smessage", (_channel: string, text: string) => resolve(text)),
+    const message = new Promise<Buffer>((resolve) =>
+      subscriber.once("smessageBuffer", (_channel: Buffer, bytes: Buffer) => resolve(bytes)),
     );
 
     await runImport(importOptions(file), transferOn(targetClient), quietDeps());

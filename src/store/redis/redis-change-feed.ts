@@ -90,11 +90,13 @@ export class RedisChangeFeed implements SessionChangeFeed {
       this.client instanceof Cluster
         ? this.client.duplicate([], { shardedSubscribers: true, lazyConnect: false })
         : this.client.duplicate({ autoResubscribe: false, enableOfflineQueue: false });
-    connection.on("smessage", (name: string, message: string) => {
-      const channel = this.channels.get(name);
+    // The bytes, not ioredis's string: an announcement carries a whole document, which stays bytes (decodeChangeMessage).
+    connection.on("smessageBuffer", (name: Buffer, message: Buffer) => {
+      const channelName = name.toString("utf8");
+      const channel = this.channels.get(channelName);
       if (channel === undefined) return;
       const change = decodeChangeMessage(channel.tenantId, message);
-      if (change !== undefined) this.fanout.publish(name, change);
+      if (change !== undefined) this.fanout.publish(channelName, change);
     });
     connection.on("error", (error: Error) => logger.debug({ err: error.message }, "change feed connection error"));
     if (connection instanceof Cluster) {
