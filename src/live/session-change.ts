@@ -1,4 +1,4 @@
-import type { SessionOperationName } from "../history/history-entry";
+import { contextChange, type SessionOperationName } from "../history/history-entry";
 import type { JsonObject, SessionRecord, SessionRef } from "../sessions/session-record";
 import { refFromMember } from "../store/keys";
 import { readDocument } from "../store/stored-session-record";
@@ -37,6 +37,8 @@ export type SessionChange = SessionUpdated | SessionDeleted;
  *   U \n <index member> \n <operation> \n <change JSON> \n <document>
  *   D \n <index member> \n <version> \n <epoch ms>
  *
+ * A store whose change is the context it left (no list entry dropped by a cap) sends `null` for its change rather
+ * than the context a second time: the change is then the document's four fields (history-entry.ts, contextChange).
  * Undefined for a message this version does not know (a newer server's, during a rolling upgrade).
  */
 export function decodeChangeMessage(tenantId: string, message: string): SessionChange | undefined {
@@ -52,7 +54,7 @@ export function decodeChangeMessage(tenantId: string, message: string): SessionC
       version: record.version,
       at: record.lastUpdated.getTime(),
       operation: operation as SessionOperationName,
-      change: JSON.parse(change) as JsonObject,
+      change: change === "null" ? contextChange(record) : (JSON.parse(change) as JsonObject),
       record,
       storedAt: record.storedAt.getTime(),
     };
