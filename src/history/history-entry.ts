@@ -27,8 +27,8 @@ type ObjectUndo = JsonObject | ([key: string, oldValue: JsonValue] | [key: strin
  *   alone was new), and are read as well.
  *
  * A store's change is the context it left, unless the caps dropped list entries it was given: so a store's entry
- * has no `change` (it is worked out from the version's context) but when they did. Entries written before that
- * hold it always.
+ * has no `change` (it is worked out from the version's context) unless they did. Entries written before that hold
+ * it always.
  *
  * So an entry costs what the write changed — what it added and what it replaced — plus a fixed header, never a copy
  * of the whole context (except for a store's undo, which does replace the whole context).

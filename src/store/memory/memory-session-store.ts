@@ -337,7 +337,7 @@ function changeAndUndo(
   }
   const change: JsonObject = {};
   const undo: Record<string, unknown> = {};
-  const added: Record<string, string[]> = {};
+  const addedKeys: Record<string, string[]> = {};
   for (const field of ["conversationState", "userPreferences"] as const) {
     const patch = write[field];
     if (patch === undefined) continue;
@@ -348,7 +348,7 @@ function changeAndUndo(
     for (const key of Object.keys(before)) if (Object.hasOwn(patch, key)) define(replaced, key, before[key]);
     undo[field] = replaced;
     const fresh = Object.keys(patch).filter((key) => !Object.hasOwn(before, key));
-    if (fresh.length > 0) added[field] = fresh;
+    if (fresh.length > 0) addedKeys[field] = fresh;
   }
   const caps = { interruptedQueries: tenant.maxInterruptedQueries, recentInteractions: tenant.maxRecentInteractions };
   for (const field of ["interruptedQueries", "recentInteractions"] as const) {
@@ -359,7 +359,7 @@ function changeAndUndo(
     const pushedOut = Math.max(0, before.length + added.length - caps[field]);
     undo[field] = [before.length, before.slice(0, Math.min(pushedOut, before.length))];
   }
-  if (Object.keys(added).length > 0) undo.added = added;
+  if (Object.keys(addedKeys).length > 0) undo.added = addedKeys;
   return { change, undo: undo as HistoryEntry["undo"] };
 }
 
