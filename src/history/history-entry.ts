@@ -6,8 +6,12 @@ export type SessionOperationName = "STORE" | "MERGE" | "RESTORE";
 
 /** How to turn a list field back into what it was before a merge appended to it. */
 type ListUndo = [oldCount: number, droppedFromOld: JsonValue[]];
-/** How to turn an object field back: each merged key with the value it had, or alone when it was new. */
-type ObjectUndo = ([key: string, oldValue: JsonValue] | [key: string])[];
+/**
+ * How to turn an object field back: the merged keys that were there with the values they had (the keys the merge
+ * added are in MergeUndo.added). Entries written before that form: each merged key with the value it had, or alone
+ * when it was new.
+ */
+type ObjectUndo = JsonObject | ([key: string, oldValue: JsonValue] | [key: string])[];
 
 /**
  * One entry of a session's change log, as both stores keep it (JSON text; the Redis write script builds it by
@@ -16,12 +20,18 @@ type ObjectUndo = ([key: string, oldValue: JsonValue] | [key: string])[];
  *
  * - a store or restore: `{"replaced": <the previous context's four fields>}`, or `{"created": true}` when there was
  *   none;
- * - a merge: per merged field, `conversationState`/`userPreferences`: `[[key, oldValue] | [key], …]` (an entry
- *   without an old value: the key was new); `interruptedQueries`/`recentInteractions`: `[oldCount, [dropped…]]` —
- *   the list's length before, and the entries the cap pushed out of it.
+ * - a merge: per merged field, `conversationState`/`userPreferences`: `{key: oldValue, …}`, the keys it replaced
+ *   with their old values, and under `added` the keys that were new (`"added":{"conversationState":[key, …]}`);
+ *   `interruptedQueries`/`recentInteractions`: `[oldCount, [dropped…]]` — the list's length before, and the entries
+ *   the cap pushed out of it. Entries written before the object form hold `[[key, oldValue] | [key], …]` (a key
+ *   alone was new), and are read as well.
+ *
+ * A store's change is the context it left, unless the caps dropped list entries it was given: so a store's entry
+ * has no `change` (it is worked out from the version's context) unless they did. Entries written before that hold
+ * it always.
  *
  * So an entry costs what the write changed — what it added and what it replaced — plus a fixed header, never a copy
- * of the whole context (except for a store, which does replace the whole context).
+ * of the whole context (except for a store's undo, which does replace the whole context).
  */
 export interface HistoryEntry {
   version: number;
@@ -32,7 +42,8 @@ export interface HistoryEntry {
   roles: string[];
   /** The TTL the write set. */
   ttlSeconds: number;
-  change: JsonObject;
+  /** Absent for a store whose change is the context it left (see above). */
+  change?: JsonObject;
   undo: { replaced: ContextFields } | { created: true } | MergeUndo;
 }
 
@@ -41,6 +52,8 @@ interface MergeUndo {
   interruptedQueries?: ListUndo;
   recentInteractions?: ListUndo;
   userPreferences?: ObjectUndo;
+  /** The keys a merge added to each object field (none: the member is absent). */
+  added?: { conversationState?: string[]; userPreferences?: string[] };
 }
 
 /** One kept version, resolved: the entry with the whole context as it was right after its write. */
@@ -52,6 +65,19 @@ export interface SessionVersion {
   readonly actorRoles: readonly string[];
   readonly change: JsonObject;
   readonly context: ContextFields & { ttlSeconds: number };
+}
+
+/**
+ * A store's change when its entry (or announcement) does not carry it: the context it left, as the change of a
+ * store lists it.
+ */
+export function contextChange(fields: ContextFields): JsonObject {
+  return {
+    conversationState: fields.conversationState,
+    interruptedQueries: fields.interruptedQueries,
+    recentInteractions: fields.recentInteractions,
+    userPreferences: fields.userPreferences,
+  };
 }
 
 /** The writer as the entry's `"actor":…,"roles":[…]` members (JSON.stringify escapes them). */
@@ -79,7 +105,7 @@ export function resolveVersions(current: ContextFields, entries: readonly Histor
       operation: entry.operation,
       actorUserId: entry.actor,
       actorRoles: entry.roles,
-      change: entry.change,
+      change: entry.change ?? contextChange(context),
       context: { ...copyFields(context), ttlSeconds: entry.ttlSeconds },
     });
     if (i + 1 < entries.length) context = undo(context, entry.undo);
@@ -116,21 +142,28 @@ function undo(after: ContextFields, undoOf: HistoryEntry["undo"]): ContextFields
   if ("replaced" in undoOf) return copyFields(undoOf.replaced);
   if ("created" in undoOf)
     return { conversationState: {}, interruptedQueries: [], recentInteractions: [], userPreferences: {} };
+  const { added } = undoOf;
   return {
-    conversationState: undoObject(after.conversationState, undoOf.conversationState),
+    conversationState: undoObject(after.conversationState, undoOf.conversationState, added?.conversationState),
     interruptedQueries: undoList(after.interruptedQueries, undoOf.interruptedQueries) as string[],
     recentInteractions: undoList(after.recentInteractions, undoOf.recentInteractions) as JsonObject[],
-    userPreferences: undoObject(after.userPreferences, undoOf.userPreferences),
+    userPreferences: undoObject(after.userPreferences, undoOf.userPreferences, added?.userPreferences),
   };
 }
 
-function undoObject(after: JsonObject, undoOf: ObjectUndo | undefined): JsonObject {
+function undoObject(after: JsonObject, undoOf: ObjectUndo | undefined, added: string[] | undefined): JsonObject {
   if (undoOf === undefined) return after;
   const before: JsonObject = { ...after }; // spread copies own keys as data, "__proto__" included
-  for (const pair of undoOf) {
-    if (pair.length === 2) define(before, pair[0], pair[1]);
-    else delete before[pair[0]];
+  if (Array.isArray(undoOf)) {
+    for (const pair of undoOf) {
+      if (pair.length === 2) define(before, pair[0], pair[1]);
+      else delete before[pair[0]];
+    }
+  } else {
+    // JSON.parse made undoOf's keys own data properties, "__proto__" included; Object.keys lists them all.
+    for (const key of Object.keys(undoOf)) define(before, key, undoOf[key]);
   }
+  for (const key of added ?? []) delete before[key];
   return before;
 }
 

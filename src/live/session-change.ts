@@ -1,8 +1,8 @@
 import { JsonText } from "../execution/json-text";
-import type { SessionOperationName } from "../history/history-entry";
+import { contextChange, type SessionOperationName } from "../history/history-entry";
 import type { JsonObject, SessionRecord, SessionRef } from "../sessions/session-record";
 import { refFromMember } from "../store/keys";
-import { readDocument } from "../store/stored-session-record";
+import { readDocument, storedContextText } from "../store/stored-session-record";
 
 /** A session written: its new version, what the write was given, and the whole context after it. */
 export interface SessionUpdated {
@@ -41,6 +41,9 @@ export type SessionChange = SessionUpdated | SessionDeleted;
  *   U \n <index member> \n <operation> \n <change JSON> \n <document>
  *   D \n <index member> \n <version> \n <epoch ms>
  *
+ * A store whose change is the context it left (no list entry dropped by a cap) sends `null` for its change rather
+ * than the context a second time: the change is then the document's four fields (history-entry.ts, contextChange).
+ *
  * Read as the bytes Redis sent: the document's context and the change stay slices of them (JsonText), copied into
  * each event's answer, never decoded and parsed unless something reads them as values.
  *
@@ -59,7 +62,7 @@ export function decodeChangeMessage(tenantId: string, message: Buffer): SessionC
       version: record.version,
       at: record.lastUpdated.getTime(),
       operation: operation.toString("latin1") as SessionOperationName,
-      change: new JsonText(change),
+      change: change.equals(NULL) ? (storedContextText(record) ?? contextChange(record)) : new JsonText(change),
       record,
       storedAt: record.storedAt.getTime(),
     };
@@ -77,6 +80,7 @@ export function decodeChangeMessage(tenantId: string, message: Buffer): SessionC
   return undefined;
 }
 
+const NULL = Buffer.from("null");
 const LINE_FEED = 0x0a;
 const UPDATED = 0x55; // U
 const DELETED = 0x44; // D

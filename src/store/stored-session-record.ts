@@ -186,3 +186,24 @@ class StoredSessionRecord implements SessionRecord {
     return (this.#preferences ??= parsed(this.stored.userPreferences.text as Buffer));
   }
 }
+
+const CHANGE_PARTS = ["conversationState", "interruptedQueries", "recentInteractions", "userPreferences"].map(
+  (name, i) => Buffer.from(`${i === 0 ? "{" : ","}"${name}":`),
+);
+const CLOSE = Buffer.from("}");
+
+/**
+ * The record's four context fields as one JSON object's text, copied from the stored slices in stored order (what a
+ * store's change is when its announcement leaves it out); undefined for a record that was parsed, not sliced.
+ */
+export function storedContextText(record: SessionRecord): JsonText | undefined {
+  if (!(record instanceof StoredSessionRecord)) return undefined;
+  const { stored } = record;
+  const fields = [
+    stored.conversationState.text,
+    record.interruptedText,
+    stored.recentInteractions.text,
+    stored.userPreferences.text,
+  ] as Buffer[];
+  return new JsonText(Buffer.concat([...fields.flatMap((field, i) => [CHANGE_PARTS[i], field]), CLOSE]));
+}

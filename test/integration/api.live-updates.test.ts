@@ -1,4 +1,4 @@
-import { MERGE } from "../helpers/api";
+import { MERGE, STORE } from "../helpers/api";
 import {
   SESSION_CHANGED,
   USER_SESSIONS_CHANGED,
@@ -19,6 +19,7 @@ import { freshTenant, gatewayHeaders, startTestServer, type TestServer } from ".
 
 type Changed = { sessionContextChanged: SessionEvent };
 const SETTINGS = `mutation Settings($input: TenantSettingsInput!) { updateTenantSettings(input: $input) { historyDepth } }`;
+const CAPS = `mutation Caps($input: TenantSettingsInput!) { updateTenantSettings(input: $input) { maxRecentInteractions } }`;
 const DELETE = `mutation Delete($sessionId: ID!) { deleteSessionContext(sessionId: $sessionId) }`;
 
 describe.each([
@@ -61,6 +62,55 @@ describe.each([
       expect(events[2].context?.conversationState).toEqual({ k1: 1, k2: 2, k3: 3 });
       expect(events[1].context?.conversationState).toEqual({ k1: 1, k2: 2 });
       received.stop();
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it("gives a store's change as it was given, live and replayed: its context, or more when a cap dropped entries", async () => {
+    const tenant = freshTenant();
+    await server.post(
+      { query: CAPS, variables: { input: { maxRecentInteractions: 1 } } },
+      gatewayHeaders(tenant, "root", ["admin"]),
+    );
+    const headers = gatewayHeaders(tenant, "alice");
+    const store = async (input: Record<string, unknown>) => {
+      const response = await server.post(
+        { query: STORE, variables: { input: { sessionId: "s1", ...input } } },
+        headers,
+      );
+      expect(response.body.errors).toBeUndefined();
+    };
+    const client = wsClient(server.url, { headers });
+    try {
+      const live = subscribeWs<Changed>(client, SESSION_CHANGED, { sessionId: "s1", afterVersion: 0 });
+      await store({ conversationState: { a: [1, { b: "}" }] }, recentInteractions: [{ n: 1 }] });
+      await store({ userPreferences: { theme: "dark" }, recentInteractions: [{ n: 2 }, { n: 3 }] });
+      const expected = [
+        {
+          conversationState: { a: [1, { b: "}" }] },
+          interruptedQueries: [],
+          recentInteractions: [{ n: 1 }],
+          userPreferences: {},
+        },
+        {
+          conversationState: {},
+          interruptedQueries: [],
+          recentInteractions: [{ n: 2 }, { n: 3 }],
+          userPreferences: { theme: "dark" },
+        },
+      ];
+      expect(sessionEvents(await live.next(2)).map((e) => [e.operation, e.change])).toEqual([
+        ["STORE", expected[0]],
+        ["STORE", expected[1]],
+      ]);
+      live.stop();
+      const replayed = subscribeWs<Changed>(client, SESSION_CHANGED, { sessionId: "s1", afterVersion: 0 });
+      expect(sessionEvents(await replayed.next(2)).map((e) => [e.operation, e.change])).toEqual([
+        ["STORE", expected[0]],
+        ["STORE", expected[1]],
+      ]);
+      replayed.stop();
     } finally {
       await client.dispose();
     }

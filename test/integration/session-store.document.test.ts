@@ -1,12 +1,14 @@
 import type { Cluster, Redis } from "ioredis";
 import type { ContextFields, SessionRef } from "../../src/sessions/session-record";
 import type { SessionStore } from "../../src/sessions/session-store";
-import { sessionKey } from "../../src/store/keys";
+import type { JsonObject } from "../../src/sessions/session-record";
+import { historyKey, sessionKey } from "../../src/store/keys";
 import { encodeDocument, type SessionDocument } from "../../src/store/session-document";
 import { freshTenant } from "../helpers/test-server";
 import {
   contextOf,
   empties,
+  json,
   LIMITS,
   oddKeys,
   startClusterStore,
@@ -20,7 +22,9 @@ import {
 /**
  * The stored document's spans trailer (session-document.ts, write-session-7.lua): the write script writes exactly
  * the text encodeDocument gives, merges slice the fields at the trailer's offsets, and documents without a trailer
- * (written before it existed) or with one that does not line up are merged exactly as before, by scanning.
+ * (written before it existed) or with one that does not line up are merged exactly as before, by scanning. And the
+ * change log entries' layout (history-entry.ts): what the script leaves out and copies, and that entries written
+ * before read alike.
  */
 
 const ref: SessionRef = { userId: "user-1", sessionId: "session-1" };
@@ -215,6 +219,82 @@ describe.each([
           recentInteractions: [...stored.recentInteractions, { n: 2 }],
         },
       );
+    });
+  });
+  describe("The change log entry holds what the write changed, as stored (history-entry.ts)", () => {
+    const entry = async (tenant: string) =>
+      json<Record<string, unknown>>((await admin(sut).lindex(historyKey(tenant, ref.userId, ref.sessionId), 0))!);
+    /** The entry's undo as its text: the script copies the replaced entries as they were stored. */
+    const undoText = async (tenant: string) => JSON.stringify((await entry(tenant)).undo);
+
+    it("a store's entry has no change unless a cap dropped entries it was given", async () => {
+      const tenant = freshTenant();
+      await sut.store.store(tenant, ref, { conversationState: tricky, recentInteractions: [{ n: 1 }] }, LIMITS);
+      expect(Object.keys(await entry(tenant))).not.toContain("change");
+      const capped = sut.withDefaults({ maxRecentInteractions: 1 });
+      await capped.store(tenant, ref, { recentInteractions: [{ n: 1 }, { n: 2 }] }, LIMITS);
+      expect((await entry(tenant)).change).toEqual({
+        conversationState: {},
+        interruptedQueries: [],
+        recentInteractions: [{ n: 1 }, { n: 2 }],
+        userPreferences: {},
+      });
+    });
+
+    it("a merge's undo holds the replaced entries as stored, in runs, and the keys it added", async () => {
+      const tenant = freshTenant();
+      const state = '{"a":1,"b":{"x":"}"},"c":[3],"d":"4"}';
+      await sut.store.store(tenant, ref, { conversationState: json(state), userPreferences: oddKeys }, LIMITS);
+      const merges: [patch: Partial<ContextFields>, undo: string][] = [
+        [
+          { conversationState: json('{"d":40,"n":1,"a":10,"b":20}') },
+          '{"conversationState":{"a":1,"b":{"x":"}"},"d":"4"},"added":{"conversationState":["n"]}}',
+        ],
+        [
+          { conversationState: json('{"n":2,"d":41,"c":31,"b":21,"a":11}') },
+          '{"conversationState":{"a":10,"b":20,"c":[3],"d":40,"n":1}}',
+        ],
+        [{ userPreferences: { "": 40, m: 1 } }, '{"userPreferences":{"":4},"added":{"userPreferences":["m"]}}'],
+        [
+          { conversationState: {}, userPreferences: { ...oddKeys, m: 2 } },
+          `{"conversationState":{},"userPreferences":${JSON.stringify({ ...oddKeys, "": 40, m: 1 })}}`,
+        ],
+      ];
+      for (const [patch, undo] of merges) {
+        await sut.store.merge(tenant, ref, patch, LIMITS);
+        expect(await undoText(tenant)).toBe(undo);
+      }
+    });
+
+    it("entries written before (a store's change, a merge's undo as [key, old value] pairs) read alike", async () => {
+      const tenant = freshTenant();
+      const capped = sut.withDefaults({ maxRecentInteractions: 2 });
+      await sut.store.store(tenant, ref, { conversationState: json('{"a":1,"__proto__":{"p":1}}') }, LIMITS);
+      await sut.store.merge(tenant, ref, { conversationState: json('{"__proto__":2,"n":3,"a":4}') }, LIMITS);
+      await capped.store(tenant, ref, { userPreferences: { x: 1 }, recentInteractions: [{}, { n: 1 }, {}] }, LIMITS);
+      await capped.merge(tenant, ref, { userPreferences: { y: 2, x: 3 }, recentInteractions: [{ n: 2 }] }, LIMITS);
+      const before = await sut.store.history(tenant, ref, 10);
+
+      const log = historyKey(tenant, ref.userId, ref.sessionId);
+      const entries = (await admin(sut).lrange(log, 0, -1)).map((text) => json<Record<string, unknown>>(text));
+      for (const [i, e] of entries.entries()) {
+        const { undo, ...rest } = e as { undo: Record<string, unknown> } & Record<string, unknown>;
+        const change = e.change ?? contextOf(before.versions[i].context);
+        const { added, ...fields } = undo as { added?: Record<string, string[]> };
+        for (const field of ["conversationState", "userPreferences"]) {
+          const replaced = fields[field as keyof typeof fields] as JsonObject | undefined;
+          if (replaced === undefined || Array.isArray(replaced) || e.operation !== "MERGE") continue;
+          (fields as Record<string, unknown>)[field] = [
+            ...Object.keys(replaced).map((key) => [key, replaced[key]]),
+            ...(added?.[field] ?? []).map((key) => [key]),
+          ];
+        }
+        await admin(sut).lset(log, i, JSON.stringify({ ...rest, change, undo: fields }));
+      }
+
+      expect(await sut.store.history(tenant, ref, 10)).toEqual(before);
+      const [latest] = (await admin(sut).lrange(log, 0, 0)).map((text) => json<Record<string, unknown>>(text));
+      expect(latest.undo).toEqual({ userPreferences: [["x", 1], ["y"]], recentInteractions: [2, [{ n: 1 }]] });
     });
   });
 });

@@ -1,6 +1,7 @@
 import type { SessionStore } from "../../src/sessions/session-store";
 import { freshTenant } from "../helpers/test-server";
-import { LIMITS, STORES, tricky, type StoreUnderTest } from "./session-store.harness";
+import type { JsonObject } from "../../src/sessions/session-record";
+import { json, LIMITS, oddKeys, STORES, tricky, type StoreUnderTest } from "./session-store.harness";
 
 /**
  * The store-level contract of the change log, on every store (embedded, Redis, Redis Cluster, Redis as the
@@ -47,6 +48,64 @@ describe.each(STORES)("%s", (_name, start) => {
     });
     expect(versions[0].change).toEqual({ interruptedQueries: ["q"], recentInteractions: [{}] });
     expect(versions[0].context).toMatchObject({ interruptedQueries: ["q"], recentInteractions: [tricky, {}] });
+  });
+
+  it("gives a store's change as it was given: the context it left, or more when a cap dropped entries", async () => {
+    const tenant = freshTenant();
+    const capped = sut.withDefaults({ maxRecentInteractions: 2 });
+    const given = { conversationState: tricky, recentInteractions: [{ n: 1 }, { n: 2 }, { n: 3 }], actor };
+    await capped.store(tenant, ref, given, LIMITS);
+    await store.store(tenant, ref, { userPreferences: oddKeys, interruptedQueries: ["q"] }, LIMITS);
+
+    const { versions } = await store.history(tenant, ref, 10);
+
+    expect(versions[1].context.recentInteractions).toEqual([{ n: 2 }, { n: 3 }]);
+    expect(versions[1].change).toEqual({
+      conversationState: tricky,
+      interruptedQueries: [],
+      recentInteractions: [{ n: 1 }, { n: 2 }, { n: 3 }],
+      userPreferences: {},
+    });
+    expect(versions[0].change).toEqual({
+      conversationState: {},
+      interruptedQueries: ["q"],
+      recentInteractions: [],
+      userPreferences: oddKeys,
+    });
+  });
+
+  it("gives every version back, key order included, after merges replacing keys in any order and adding some", async () => {
+    const tenant = freshTenant();
+    const text = (object: JsonObject) => JSON.stringify(object);
+    const state = json<JsonObject>('{"a":1,"__proto__":{"p":1},"b":[2],"c":{"}":"]"},"d":4}');
+    await store.store(tenant, ref, { conversationState: state, userPreferences: { x: 1, y: 2 } }, LIMITS);
+    const patches: (JsonObject | undefined)[][] = [
+      // some keys, out of order, one new; every key of the other object, reversed
+      [json('{"d":40,"__proto__":{"p":2},"e":5,"a":10}'), { y: 20, x: 10 }],
+      // every key, in the reverse of the stored order
+      [json('{"e":50,"d":41,"c":30,"b":21,"__proto__":0,"a":11}'), undefined],
+      // every key in the stored order and one more, in the second object only
+      [undefined, { x: 11, y: 21, z: 3 }],
+      // every key in the stored order: the patch is the new object
+      [json('{"a":12,"__proto__":{"p":3},"b":22,"c":31,"d":42,"e":51}'), {}],
+    ];
+    for (const [conversationState, userPreferences] of patches) {
+      await store.merge(tenant, ref, { conversationState, userPreferences }, LIMITS);
+    }
+
+    const { versions } = await store.history(tenant, ref, 10);
+
+    const expected = [
+      ['{"a":12,"__proto__":{"p":3},"b":22,"c":31,"d":42,"e":51}', '{"x":11,"y":21,"z":3}'],
+      ['{"a":11,"__proto__":0,"b":21,"c":30,"d":41,"e":50}', '{"x":11,"y":21,"z":3}'],
+      ['{"a":11,"__proto__":0,"b":21,"c":30,"d":41,"e":50}', '{"x":10,"y":20}'],
+      ['{"a":10,"__proto__":{"p":2},"b":[2],"c":{"}":"]"},"d":40,"e":5}', '{"x":10,"y":20}'],
+      ['{"a":1,"__proto__":{"p":1},"b":[2],"c":{"}":"]"},"d":4}', '{"x":1,"y":2}'],
+    ];
+    expect(versions.map((v) => [text(v.context.conversationState), text(v.context.userPreferences)])).toEqual(expected);
+    expect(versions.slice(0, 4).map((v) => v.change)).toEqual(
+      patches.map(([conversationState, userPreferences]) => ({ conversationState, userPreferences })).reverse(),
+    );
   });
 
   it("restores as a new write and leaves a conflicting or unknown restore unwritten", async () => {

@@ -41,6 +41,23 @@ describe("decodeChangeMessage: the announcement's bytes, its document and change
     expect(JSON.parse(JSON.stringify({ change: change.change }))).toEqual(JSON.parse(`{"change":${changeText}}`));
   });
 
+  it("takes a store's change, announced as null, from the document: its four fields as stored", () => {
+    const message = Buffer.from(`U\n${member}\nSTORE\nnull\n${documentText}`);
+
+    const change = decodeChangeMessage("t1", message);
+
+    if (change?.type !== "UPDATED") throw new Error("not an update");
+    expect(change.operation).toBe("STORE");
+    const context = documentText.slice(documentText.indexOf('"conversationState"'), documentText.indexOf(',"entries"'));
+    expect(writeJson(change.change)).toBe(`{${context}}`);
+    expect(JSON.parse(JSON.stringify(change.change))).toEqual({
+      conversationState: doc.conversationState,
+      interruptedQueries: doc.interruptedQueries,
+      recentInteractions: doc.recentInteractions,
+      userPreferences: doc.userPreferences,
+    });
+  });
+
   it("reads a DELETED message: the session, its last version and when", () => {
     const change = decodeChangeMessage("t1", Buffer.from(`D\n${member}\n12\n1700000200000`));
 

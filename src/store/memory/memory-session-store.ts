@@ -1,6 +1,7 @@
 import { ConflictError, ContextTooLargeError, TooManyKeysError } from "../../errors/errors";
 import { MAX_OBJECT_KEYS } from "../../sessions/json-limits";
 import {
+  contextChange,
   decodeHistoryEntry,
   historyPage,
   keptFields,
@@ -281,7 +282,7 @@ export class MemorySessionStore implements SessionStore {
       version: record.version,
       at: now,
       operation,
-      change: logged.change,
+      change: logged.change ?? contextChange(fields),
       record,
       storedAt: record.storedAt.getTime(),
     });
@@ -327,16 +328,27 @@ function changeAndUndo(
           },
         }
       : ({ created: true } as const);
-    return { change: operation === "RESTORE" ? restoreChange : storeChange(write), undo };
+    if (operation === "RESTORE") return { change: restoreChange, undo };
+    // A store's change is the context it left unless the caps dropped entries it was given (history-entry.ts).
+    const capped =
+      (write.interruptedQueries?.length ?? 0) > tenant.maxInterruptedQueries ||
+      (write.recentInteractions?.length ?? 0) > tenant.maxRecentInteractions;
+    return capped ? { change: storeChange(write), undo } : { undo };
   }
   const change: JsonObject = {};
   const undo: Record<string, unknown> = {};
+  const addedKeys: Record<string, string[]> = {};
   for (const field of ["conversationState", "userPreferences"] as const) {
     const patch = write[field];
     if (patch === undefined) continue;
     change[field] = patch;
     const before = old?.[field] ?? {};
-    undo[field] = Object.keys(patch).map((key) => (Object.hasOwn(before, key) ? [key, before[key]] : [key]));
+    // The replaced keys in their stored order, as the write script copies them from the stored object.
+    const replaced: JsonObject = {};
+    for (const key of Object.keys(before)) if (Object.hasOwn(patch, key)) define(replaced, key, before[key]);
+    undo[field] = replaced;
+    const fresh = Object.keys(patch).filter((key) => !Object.hasOwn(before, key));
+    if (fresh.length > 0) addedKeys[field] = fresh;
   }
   const caps = { interruptedQueries: tenant.maxInterruptedQueries, recentInteractions: tenant.maxRecentInteractions };
   for (const field of ["interruptedQueries", "recentInteractions"] as const) {
@@ -347,6 +359,7 @@ function changeAndUndo(
     const pushedOut = Math.max(0, before.length + added.length - caps[field]);
     undo[field] = [before.length, before.slice(0, Math.min(pushedOut, before.length))];
   }
+  if (Object.keys(addedKeys).length > 0) undo.added = addedKeys;
   return { change, undo: undo as HistoryEntry["undo"] };
 }
 
@@ -357,4 +370,9 @@ function storeChange(write: SessionWrite): JsonObject {
     recentInteractions: write.recentInteractions ?? [],
     userPreferences: write.userPreferences ?? {},
   };
+}
+
+/** Sets `key` as an own data property, so that "__proto__" stays a key and never changes a prototype. */
+function define(target: JsonObject, key: string, value: JsonValue): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 }

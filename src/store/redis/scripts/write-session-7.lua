@@ -49,6 +49,10 @@
   The announcement (src/live/session-change.ts, the wire format) is `U`, the index member, the operation, the
   change and the new document, one per line: JSON text has no raw line breaks and ids no control characters. It is
   published in the same atomic step as the write, so subscribers see the writes of one session in version order.
+  A store whose change is the context it leaves (no list entries dropped by a cap) announces `null` for its change,
+  and its log entry has none (history-entry.ts): receivers take it from the document, readers from the version's
+  context. Sending the context twice made a full store over a full one with history on the costliest write there
+  was (README, Overload and noisy neighbours).
   Sharded pub/sub: the channel carries the tenant's hash tag, so on a Cluster it stays on this shard.
 
   Why text and not cjson: Redis's cjson keeps 14 significant digits and turns [] into {}. The document is
@@ -266,19 +270,21 @@ local function plan_merge(old_s, old_first, old_index, patch, patch_index)
       bytes = bytes + (count > 1 and 1 or 0) + #new.keys[j] + 1 + new.vlen[j]
     end
   end
-  return {old_s = old_s, old = old, patch = patch, new = new, replaced = replaced, added = added, count = count,
-    bytes = bytes}
+  return {old_s = old_s, old_first = old_first, old = old, patch = patch, new = new, replaced = replaced,
+    added = added, count = count, bytes = bytes}
 end
 
 -- Builds a planned merge: the merged object's text as pieces, its entry index, and what the merge replaced for the
--- change log as pieces of a JSON array: `[key,oldValue]` for each merged key that was there, `[key]` for each new
--- one (history-entry.ts, ObjectUndo). Each run of entries that lie next to each other in one text is one slice of
--- it: untouched old entries, and patch entries that follow each other in the patch (replacing old neighbours, or
--- new), since a key's text is the same in both.
+-- change log (history-entry.ts, ObjectUndo): the replaced entries as they were, as pieces of a JSON object, and the
+-- key texts of the entries it added, joined by commas. Each run of entries that lie next to each other in one text
+-- is one slice of it: untouched old entries, and patch entries that follow each other in the patch (replacing old
+-- neighbours, or new), since a key's text is the same in both; so are the replaced old entries that lie next to
+-- each other. A merge whose result is its patch as it is (it replaces every key, in the stored order) takes the
+-- patch itself.
 local function build_merge(m)
   local old, new, old_s, patch = m.old, m.new, m.old_s, m.patch
   -- Plain counters rather than #t: the length of a table is a binary search in Lua 5.1.
-  local pieces, np, undo, nu, index, ni = {'{'}, 1, {'['}, 1, {}, 0
+  local pieces, np, undo, nu, added, na, index, ni = {'{'}, 1, {'{'}, 1, {}, 0, {}, 0
   local segments = 0
   local run_kind, run_s, run_from, run_to, run_next -- the run being gathered: 'old' or 'patch'
   local function flush()
@@ -293,35 +299,52 @@ local function build_merge(m)
     if not run_kind then run_kind, run_s, run_from = 'patch', patch, new.kp[j] end
     run_to, run_next = new.vp[j] + new.vlen[j] - 1, j + 1
   end
+  local undo_from, undo_to -- the run of replaced old entries being gathered
+  local undo_whole -- whether one run of replaced entries is the whole stored object
+  local function flush_undo()
+    if undo_from then
+      undo_whole = undo_from == m.old_first + 1 and undo_to == #old_s - 1
+      if nu > 1 then nu = nu + 1; undo[nu] = ',' end
+      nu = nu + 1; undo[nu] = sub(old_s, undo_from, undo_to)
+      undo_from = nil
+    end
+  end
   for i = 1, old.n do
     local j = m.replaced[i]
     if j then
       from_patch(j)
-      if nu > 1 then nu = nu + 1; undo[nu] = ',' end
-      local vp = old.vp[i]
-      undo[nu + 1], undo[nu + 2], undo[nu + 3], undo[nu + 4], undo[nu + 5] =
-        '[', old.keys[i], ',', sub(old_s, vp, vp + old.vlen[i] - 1), ']'
-      nu = nu + 5
+      undo_from, undo_to = undo_from or old.kp[i], old.vp[i] + old.vlen[i] - 1
       index[ni + 1], index[ni + 2], ni = old.kl[i], new.vl[j], ni + 2
     else
+      flush_undo()
       if run_kind ~= 'old' then flush() end
       if not run_kind then run_kind, run_s, run_from = 'old', old_s, old.kp[i] end
       run_to = old.vp[i] + old.vlen[i] - 1
       index[ni + 1], index[ni + 2], ni = old.kl[i], old.vl[i], ni + 2
     end
   end
+  flush_undo()
   for j = 1, new.n do
     if m.added[j] then
       from_patch(j)
-      if nu > 1 then nu = nu + 1; undo[nu] = ',' end
-      undo[nu + 1], undo[nu + 2], undo[nu + 3], nu = '[', new.keys[j], ']', nu + 3
+      if na > 0 then na = na + 1; added[na] = ',' end
+      na = na + 1; added[na] = new.keys[j]
       index[ni + 1], index[ni + 2], ni = new.kl[j], new.vl[j], ni + 2
     end
   end
-  flush()
-  pieces[np + 1] = '}'
-  undo[nu + 1] = ']'
-  return pieces, table.concat(index, ','), undo
+  if segments == 0 and run_kind == 'patch' and run_from == 2 and run_to == #patch - 1 then
+    pieces = {patch}
+  else
+    flush()
+    pieces[np + 1] = '}'
+  end
+  if nu == 2 and undo_whole then
+    -- Every stored entry replaced: the undo is the stored field as it is, its JSON member name (and for
+    -- userPreferences the comma before it) in front.
+    return pieces, table.concat(index, ','), {old_s}, added, true
+  end
+  undo[nu + 1] = '}'
+  return pieces, table.concat(index, ','), undo, added, false
 end
 
 --[[
@@ -534,28 +557,33 @@ if mode == 'merge' then
   if field_bytes > tonumber(ARGV[11]) then return {'TOO_LARGE', tostring(field_bytes)} end
 
   change, undo = {'{'}, {'{'}
-  local given = 0
+  local given, added = 0, {}
   for _, field in ipairs({{cs, 'cs', '"conversationState":', 2}, {iq, 'iq', '"interruptedQueries":', 3},
     {ri, 'ri', '"recentInteractions":', 5}, {up, 'up', '"userPreferences":', 7}}) do
     local f, name, label, arg = field[1], field[2], field[3], field[4]
     if ARGV[arg] ~= '' then
-      local field_undo = f.undo or {'[]'}
+      local field_undo, named = f.undo or {'{}'}, false
       local plan = plans[name]
       if plan then
-        local pieces
-        pieces, f.index, field_undo = build_merge(plan)
+        local pieces, keys
+        pieces, f.index, field_undo, keys, named = build_merge(plan)
         f.pieces = append({name == 'cs' and SEP_CS or SEP_UP}, pieces)
+        if #keys > 0 then append(added, {#added > 0 and ',' or '', label, '['}, keys, {']'}) end
       end
-      if given > 0 then
-        change[#change + 1] = ','
-        undo[#undo + 1] = ','
-      end
+      if given > 0 then change[#change + 1] = ',' end
       append(change, {label, ARGV[arg]})
-      append(undo, {label}, field_undo)
+      if named then
+        -- conversationState comes first; userPreferences's stored text starts with the comma that follows another
+        undo[#undo + 1] = (name == 'up' and given == 0) and sub(field_undo[1], 2) or field_undo[1]
+      else
+        if given > 0 then undo[#undo + 1] = ',' end
+        append(undo, {label}, field_undo)
+      end
       given = given + 1
     end
   end
   change[#change + 1] = '}'
+  if #added > 0 then append(undo, {',"added":{'}, added, {'}'}) end
   undo[#undo + 1] = '}'
 else
   local cs_index, up_index = ARGV[20], ARGV[21]
@@ -578,10 +606,13 @@ else
   end
   if mode == 'restore' then
     change = {ARGV[18]}
-  else
+  elseif iq.count < tonumber(ARGV[4]) or ri.count < tonumber(ARGV[6]) then
+    -- The caps dropped entries it was given: the context it leaves is not all it was given.
     change = {'{"conversationState":', ARGV[2], ',"interruptedQueries":', ARGV[3], ',"recentInteractions":', ARGV[5],
       ',"userPreferences":', ARGV[7], '}'}
   end
+  -- Otherwise (change nil) a store's change is the context it leaves: neither its log entry nor its announcement
+  -- carries it a second time.
 end
 
 if ttl == 0 then ttl = old_ttl or default_ttl end
@@ -605,12 +636,12 @@ redis.call('ZADD', KEYS[6], expires_at, member)
 -- The log holds the newest history_depth versions, one after the other down from the current one: a session that
 -- is new (or expired, or was deleted) starts a new log, and with history off the log goes.
 local operation = mode == 'merge' and 'MERGE' or (mode == 'restore' and 'RESTORE' or 'STORE')
-local change_parts = parts_of(change, {})
+local change_parts = change and parts_of(change, {}) or {'null'}
 if not exists or history_depth == 0 then redis.call('DEL', KEYS[7]) end
 if history_depth > 0 then
   local entry = parts_of({format('{"version":%d,"at":%.0f,"operation":"%s",', version + 1, now, operation), ARGV[16],
-    format(',"ttlSeconds":%d,"change":', ttl)}, {})
-  append(entry, change_parts)
+    format(',"ttlSeconds":%d', ttl)}, {})
+  if change then append(entry, {',"change":'}, change_parts) end
   parts_of(append({',"undo":'}, undo, {'}'}), entry)
   redis.call('LPUSH', KEYS[7], join(entry))
   redis.call('LTRIM', KEYS[7], 0, history_depth - 1)
