@@ -129,3 +129,28 @@ export function useServerOnRedis(
     await running?.redis.stop();
   });
 }
+
+/** The two stores every API rule is checked on: a real Redis of the block's own, and the embedded store. */
+export const ON_EACH_STORE = [
+  ["Redis", true],
+  ["the embedded store", false],
+] as const;
+
+/**
+ * useServerOnRedis for a block run on each store (ON_EACH_STORE): on Redis when `onRedis`, else on the embedded
+ * store (`redis` undefined).
+ */
+export function useServerOnStore(
+  onRedis: boolean,
+  started: (running: { redis: RedisProcess | undefined; server: TestServer }) => void,
+): void {
+  if (onRedis) return useServerOnRedis(started);
+  let server: TestServer | undefined;
+  beforeAll(async () => {
+    server = await startTestServer({});
+    started({ redis: undefined, server });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+}

@@ -1,6 +1,6 @@
 import { errorCodes, MERGE, STORE, tenantKeys } from "../helpers/api";
-import { startRedis, waitForRedisClock, type RedisProcess } from "../helpers/redis-server";
-import { freshTenant, gatewayHeaders, startTestServer, type TestServer } from "../helpers/test-server";
+import { waitForRedisClock, type RedisProcess } from "../helpers/redis-server";
+import { freshTenant, gatewayHeaders, type TestServer, ON_EACH_STORE, useServerOnStore } from "../helpers/test-server";
 
 /**
  * History and undo through the API, on Redis and on the embedded store: every write is remembered with what it was
@@ -51,20 +51,10 @@ const TRICKY = {
   ["__proto__"]: { polluted: true },
 };
 
-describe.each([
-  ["Redis", true],
-  ["the embedded store", false],
-])("history and undo, on %s", (_name, onRedis) => {
+describe.each(ON_EACH_STORE)("history and undo, on %s", (_name, onRedis) => {
   let redis: RedisProcess | undefined;
   let server: TestServer;
-  beforeAll(async () => {
-    redis = onRedis ? await startRedis() : undefined;
-    server = await startTestServer({ redisUrl: redis?.url });
-  });
-  afterAll(async () => {
-    await server.close();
-    await redis?.stop();
-  });
+  useServerOnStore(onRedis, (started) => ({ redis, server } = started));
 
   const as = (tenant: string, user = "u1", roles: string[] = []) => gatewayHeaders(tenant, user, roles);
   const history = async (tenant: string, variables: Record<string, unknown> = {}, headers = as(tenant)) =>

@@ -1,13 +1,13 @@
 import fc from "fast-check";
 import { MAX_JSON_DEPTH, MAX_LIST_ENTRIES, MAX_OBJECT_KEYS } from "../../src/sessions/json-limits";
 import { MERGE, READ, STORE } from "../helpers/api";
-import { startRedis, type RedisProcess } from "../helpers/redis-server";
 import {
   freshTenant,
   gatewayHeaders,
-  startTestServer,
   type GraphQLResponse,
   type TestServer,
+  ON_EACH_STORE,
+  useServerOnStore,
 } from "../helpers/test-server";
 
 /**
@@ -31,20 +31,9 @@ function nestedArrays(levels: number): string {
   return `{"list":${levels === 1 ? "true" : `${"[".repeat(levels - 1)}${"]".repeat(levels - 1)}`}}`;
 }
 
-describe.each([
-  ["Redis", true],
-  ["the embedded store", false],
-])("JSON limits, on %s", (_name, onRedis) => {
-  let redis: RedisProcess | undefined;
+describe.each(ON_EACH_STORE)("JSON limits, on %s", (_name, onRedis) => {
   let server: TestServer;
-  beforeAll(async () => {
-    redis = onRedis ? await startRedis() : undefined;
-    server = await startTestServer({ redisUrl: redis?.url });
-  });
-  afterAll(async () => {
-    await server.close();
-    await redis?.stop();
-  });
+  useServerOnStore(onRedis, (started) => ({ server } = started));
 
   /** Sends `query` with an input whose context fields are given as JSON text (`{"conversationState":…}`). */
   const write = async (tenant: string, query: string, fieldsJson: string) => {

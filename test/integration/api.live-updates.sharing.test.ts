@@ -11,7 +11,14 @@ import {
   type SessionEvent,
 } from "../helpers/live";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
-import { freshTenant, gatewayHeaders, startTestServer, type TestServer } from "../helpers/test-server";
+import {
+  freshTenant,
+  gatewayHeaders,
+  startTestServer,
+  type TestServer,
+  ON_EACH_STORE,
+  useServerOnStore,
+} from "../helpers/test-server";
 
 /**
  * Subscribers of one session with the same document, operation and variables share each live event's execution and
@@ -33,21 +40,9 @@ const MAYBE_CONTEXT = `subscription MaybeContext($sessionId: ID!, $afterVersion:
   }
 }`;
 
-describe.each([
-  ["Redis", true],
-  ["the embedded store", false],
-])("live updates shared between subscribers on %s", (_name, onRedis) => {
-  let redis: RedisProcess | undefined;
+describe.each(ON_EACH_STORE)("live updates shared between subscribers on %s", (_name, onRedis) => {
   let server: TestServer;
-
-  beforeAll(async () => {
-    redis = onRedis ? await startRedis() : undefined;
-    server = await startTestServer({ redisUrl: redis?.url });
-  });
-  afterAll(async () => {
-    await server.close();
-    await redis?.stop();
-  });
+  useServerOnStore(onRedis, (started) => ({ server } = started));
 
   const merge = async (headers: Record<string, string>, sessionId: string, state: Record<string, unknown>) => {
     const response = await server.post(

@@ -8,8 +8,7 @@ import {
   wsClient,
   type SessionEvent,
 } from "../helpers/live";
-import { startRedis, type RedisProcess } from "../helpers/redis-server";
-import { freshTenant, gatewayHeaders, startTestServer, type TestServer } from "../helpers/test-server";
+import { freshTenant, gatewayHeaders, type TestServer, ON_EACH_STORE, useServerOnStore } from "../helpers/test-server";
 
 /**
  * Live updates through the API, on Redis and on the embedded store: `sessionContextChanged` gives every change of
@@ -22,21 +21,9 @@ const SETTINGS = `mutation Settings($input: TenantSettingsInput!) { updateTenant
 const CAPS = `mutation Caps($input: TenantSettingsInput!) { updateTenantSettings(input: $input) { maxRecentInteractions } }`;
 const DELETE = `mutation Delete($sessionId: ID!) { deleteSessionContext(sessionId: $sessionId) }`;
 
-describe.each([
-  ["Redis", true],
-  ["the embedded store", false],
-])("live updates on %s", (_name, onRedis) => {
-  let redis: RedisProcess | undefined;
+describe.each(ON_EACH_STORE)("live updates on %s", (_name, onRedis) => {
   let server: TestServer;
-
-  beforeAll(async () => {
-    redis = onRedis ? await startRedis() : undefined;
-    server = await startTestServer({ redisUrl: redis?.url });
-  });
-  afterAll(async () => {
-    await server.close();
-    await redis?.stop();
-  });
+  useServerOnStore(onRedis, (started) => ({ server } = started));
 
   const merge = async (headers: Record<string, string>, sessionId: string, state: Record<string, unknown>) => {
     const response = await server.post(
