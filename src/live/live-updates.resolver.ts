@@ -26,6 +26,16 @@ function liveOf(context: unknown): LiveConnection {
   return live;
 }
 
+/**
+ * What `sessionContextChanged` resolves each item of its stream to: the event, or the error that ends the stream.
+ * schema.ts installs it as the field's resolver itself, in place of type-graphql's wrapper of the method below
+ * (which converts the arguments into an instance on every event).
+ */
+export function sessionEventOf(item: StreamItem): SessionContextEventValue {
+  if ("error" in item) throw item.error;
+  return item.event;
+}
+
 /** Live updates: one session's changes, and a user's session list changes, pushed as they happen. */
 @Resolver()
 export class LiveUpdatesResolver {
@@ -39,8 +49,7 @@ export class LiveUpdatesResolver {
    * for every subscriber that shares an event (and counts each delivery there).
    */
   sessionContextChanged(@Root() item: StreamItem, @Args() _args: SessionContextChangedArgs): SessionContextEventValue {
-    if ("error" in item) throw item.error;
-    return item.event;
+    return sessionEventOf(item);
   }
 
   @Subscription(() => UserSessionEvent, {
