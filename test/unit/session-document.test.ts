@@ -16,10 +16,17 @@ const doc: SessionDocument = {
 };
 
 describe("encodeDocument: JSON.stringify's text of the document, then the entry index and the spans trailer", () => {
-  it("writes the header and the four fields in order, each object's entry index, then the fields' UTF-8 byte lengths, the lists' counts and the index's length", () => {
+  it("writes the header and the four fields in order, each field's entry index, then the fields' UTF-8 byte lengths, the lists' counts and the index's length", () => {
     const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value), "utf8");
     const index = (object: object) => Object.entries(object).flatMap(([key, value]) => [bytes(key), bytes(value)]);
-    const entries = `${index(doc.conversationState).join(",")};${index(doc.userPreferences).join(",")}`;
+    // A list's: each entry's byte length in 8 digits, no separator.
+    const lengths = (list: unknown[]) => list.map((entry) => String(bytes(entry)).padStart(8, "0")).join("");
+    const entries = [
+      index(doc.conversationState).join(","),
+      index(doc.userPreferences).join(","),
+      lengths(doc.interruptedQueries),
+      lengths(doc.recentInteractions),
+    ].join(";");
 
     const text = encodeDocument(doc);
 
