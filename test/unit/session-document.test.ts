@@ -1,4 +1,10 @@
-import { decodeDocument, encodeDocument, toRecord, type SessionDocument } from "../../src/store/session-document";
+import {
+  decodeDocument,
+  encodeDocument,
+  encodeDocumentText,
+  toRecord,
+  type SessionDocument,
+} from "../../src/store/session-document";
 import { readDocument } from "../../src/store/stored-session-record";
 import type { ContextFields } from "../../src/sessions/session-record";
 
@@ -45,6 +51,24 @@ describe("encodeDocument: JSON.stringify's text of the document, then the entry 
       }),
     );
     expect(text).toMatch(/,"spans":\[\d+,\d+,3,\d+,2,\d+\]\}$/);
+  });
+});
+
+describe("encodeDocumentText: the same document from the fields' texts, the entry indexes found by scanning them", () => {
+  it("writes what encodeDocument writes, the lists' index included", () => {
+    const texts = {
+      conversationState: JSON.stringify(doc.conversationState),
+      interruptedQueries: JSON.stringify(doc.interruptedQueries),
+      interruptedCount: doc.interruptedQueries.length,
+      recentInteractions: JSON.stringify(doc.recentInteractions),
+      recentCount: doc.recentInteractions.length,
+      userPreferences: JSON.stringify(doc.userPreferences),
+    };
+
+    expect(encodeDocumentText(doc, texts)).toBe(encodeDocument(doc));
+    expect(encodeDocumentText(doc, { ...texts, interruptedQueries: "[]", interruptedCount: 0 })).toBe(
+      encodeDocument({ ...doc, interruptedQueries: [] }),
+    );
   });
 });
 
