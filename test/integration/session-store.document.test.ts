@@ -297,6 +297,32 @@ describe.each([
       );
     });
 
+    it("a document over 16 KB, its lists' indexes read in parts: capped, untouched, capped again", async () => {
+      const tenant = freshTenant();
+      const capped = sut.withDefaults({ maxInterruptedQueries: 150, maxRecentInteractions: 200 });
+      const queries = Array.from({ length: 150 }, (_, i) => `query ${i} ${"]}".repeat(i % 7)}`);
+      const interactions = Array.from({ length: 200 }, (_, i) => ({ i, text: "{[".repeat(i % 50) }));
+      const base = { ...contextOf(stored), interruptedQueries: queries, recentInteractions: interactions };
+      await put(tenant, encodeDocument({ ...stored, ...base }));
+      expect(Buffer.byteLength(await raw(tenant))).toBeGreaterThan(16_384);
+
+      const first = {
+        ...base,
+        interruptedQueries: [...queries.slice(3), "a", "b", "c"],
+        recentInteractions: [...interactions.slice(1), { n: 1 }],
+      };
+      await expectMerge(tenant, { interruptedQueries: ["a", "b", "c"], recentInteractions: [{ n: 1 }] }, first, capped);
+      const second = { ...first, userPreferences: { ...first.userPreferences, theme: "dark" } };
+      await expectMerge(tenant, { userPreferences: { theme: "dark" } }, second, capped);
+      const many = Array.from({ length: 160 }, (_, i) => `new ${i}`);
+      await expectMerge(
+        tenant,
+        { interruptedQueries: many, recentInteractions: [] },
+        { ...second, interruptedQueries: many.slice(10) },
+        capped,
+      );
+    });
+
     it("a store at the cap keeps the newest entries and their lengths; what the caps dropped is in the change log", async () => {
       const tenant = freshTenant();
       const capped = sut.withDefaults({ maxInterruptedQueries: 2, maxRecentInteractions: 1 });

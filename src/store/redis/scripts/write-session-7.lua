@@ -371,13 +371,23 @@ end
 ]]
 local LIST_WIDTH = 8
 
+-- A list's entry index as something to read parts of (n characters; part(i, j) is characters i..j): a text the
+-- script has (given, or found by scanning), or a stored one read where needed (index_at), so that a long index
+-- (80 KB for 10,000 entries) is copied into Lua only as the part the new document keeps.
+local function index_text(text)
+  return {n = #text, part = function(i, j)
+    if i == 1 and j >= #text then return text end
+    return sub(text, i, j)
+  end}
+end
+
 -- Skips the oldest `drop` entries of the array text s[first..#s] by its entry index, checking that each ends where
 -- the index says (followed by `,`, or by the closing bracket at the end): the position of the first entry kept (of
 -- the closing bracket + 1 when none is); nil when the index does not fit.
 local function skip_indexed(s, first, index, drop)
-  local p = first + 1
+  local p, lengths = first + 1, drop > 0 and index.part(1, drop * LIST_WIDTH) or ''
   for i = 1, drop do
-    local l = tonumber(sub(index, (i - 1) * LIST_WIDTH + 1, i * LIST_WIDTH))
+    local l = tonumber(sub(lengths, (i - 1) * LIST_WIDTH + 1, i * LIST_WIDTH))
     if not l or l < 1 then return nil end
     p = p + l + 1
     local after = byte(s, p - 1)
@@ -402,35 +412,35 @@ end
 -- (one length per entry, and the last entry where it says; the entries a cap drops are checked as they are
 -- dropped), else found by scanning.
 local function list_index(s, first, count, index)
-  if index and #index == LIST_WIDTH * count then
+  if index and index.n == LIST_WIDTH * count then
     if count == 0 then
       if #s == first + 1 then return index end
     else
-      local l = tonumber(sub(index, -LIST_WIDTH))
+      local l = tonumber(index.part(index.n - LIST_WIDTH + 1, index.n))
       local before = l and byte(s, #s - l - 1)
       if (before == COMMA and count > 1) or (before == LBRACKET and count == 1 and #s - l - 1 == first) then
         return index
       end
     end
   end
-  return scan_list_index(s, first)
+  return index_text(scan_list_index(s, first))
 end
 
 -- The first entry of s[first..#s] left after dropping its oldest `drop` entries, by `index` (list_index) or, when
--- that does not fit, by a new one found by scanning; with the index of the entries left.
+-- that does not fit, by a new one found by scanning; with the index of the entries left, as text.
 local function drop_oldest(s, first, index, drop)
   local kept = skip_indexed(s, first, index, drop)
   if not kept then
-    index = scan_list_index(s, first)
+    index = index_text(scan_list_index(s, first))
     kept = skip_indexed(s, first, index, drop)
   end
-  return kept, drop == 0 and index or sub(index, drop * LIST_WIDTH + 1)
+  return kept, index.part(drop * LIST_WIDTH + 1, index.n)
 end
 
 -- The array text `list` (count entries, `index` its checked index) as pieces without its oldest entries beyond cap,
--- its byte length and count, and its index.
+-- its byte length and count, and its index as text.
 local function newest(list, count, cap, index)
-  if count <= cap then return {list}, #list, count, index end
+  if count <= cap then return {list}, #list, count, index.part(1, index.n) end
   local p, kept_index = drop_oldest(list, 1, index, count - cap)
   return {'[', sub(list, p)}, #list - p + 2, cap, kept_index
 end
@@ -450,13 +460,13 @@ local function append_newest(s, first, old_count, old_index, added, count, added
   local kept, kept_index = drop_oldest(s, first, list_index(s, first, old_count, old_index), drop)
   local undo = drop == 0 and {'[' .. old_count .. ',[]]'}
     or {'[' .. old_count .. ',[', sub(s, first + 1, kept - 2), ']]'}
-  if kept == #s then return {added}, #added, total, undo, {added_index} end
+  if kept == #s then return {added}, #added, total, undo, {added_index.part(1, added_index.n)} end
   if count == 0 then
     if drop == 0 then return {sub(s, first)}, #s - first + 1, total, undo, {kept_index} end
     return {'[', sub(s, kept)}, #s - kept + 2, total, undo, {kept_index}
   end
   return {'[', sub(s, kept, #s - 1), ',', sub(added, 2)}, (#s - kept) + #added + 1, total, undo,
-    {kept_index, added_index}
+    {kept_index, added_index.part(1, added_index.n)}
 end
 
 --[[
@@ -500,19 +510,36 @@ local function fields_by_spans(key, len, p)
   t = tail_at + t -- the document position of the trailer
   local up_end, cs_index, up_index, iq_index, ri_index = t - 1, nil, nil, nil, nil
   if e_len ~= '' then
-    local e_at = t - tonumber(e_len) - 1
-    local text = range(key, len, e_at - #ENTRIES - 1, t - 2)
-    if sub(text, 1, #ENTRIES) ~= ENTRIES or byte(text, #text) ~= QUOTE then return nil end
-    -- `<cs>;<up>;<iq>;<ri>`, or `<cs>;<up>` (written before the lists had an index). Split by plain finds: a
-    -- list's index may be 80 KB (10,000 entries), which a pattern would walk a character at a time (~1 ms here).
-    local a = find(text, ';', #ENTRIES + 1, true)
-    local b = a and find(text, ';', a + 1, true)
-    local c = b and find(text, ';', b + 1, true)
-    if not a or (b and not c) then return nil end
-    cs_index, up_index = sub(text, #ENTRIES + 1, a - 1), sub(text, a + 1, (b or #text) - 1)
-    if not (find(cs_index, '^[%d,]*$') and find(up_index, '^[%d,]*$')) then return nil end
-    if c then iq_index, ri_index = sub(text, b + 1, c - 1), sub(text, c + 1, #text - 1) end
+    e_len = tonumber(e_len)
+    local e_at = t - e_len - 1 -- the document position of the index's first character
     up_end = e_at - #ENTRIES - 1
+    -- `<cs>;<up>;<iq>;<ri>`: the lists' indexes take 8 characters per entry, so the objects' part ends where the
+    -- counts say; only it is read here, and the lists' where they are used (a list's may be 80 KB).
+    local o = e_len - LIST_WIDTH * (tonumber(iq_n) + tonumber(ri_n)) - 2 -- the objects' part, `<cs>;<up>`
+    local text = o > 0 and range(key, len, e_at - #ENTRIES - 1, e_at + o - 1)
+    local a = text and find(text, ';', #ENTRIES + 1, true)
+    local iq_at = e_at + o + 1
+    local ri_at = iq_at + LIST_WIDTH * tonumber(iq_n) + 1
+    if a and find(text, ';', a + 1, true) == #text and range(key, len, ri_at - 2, ri_at - 2) == ';'
+      and range(key, len, t - 2, t - 2) == '"' then
+      cs_index, up_index = sub(text, #ENTRIES + 1, a - 1), sub(text, a + 1, #text - 1)
+      local function index_at(at, n)
+        return {n = n, part = function(i, j)
+          return j < i and '' or range(key, len, at + i - 2, at + math.min(j, n) - 2)
+        end}
+      end
+      iq_index, ri_index = index_at(iq_at, LIST_WIDTH * tonumber(iq_n)), index_at(ri_at, LIST_WIDTH * tonumber(ri_n))
+    else
+      -- `<cs>;<up>` (written before the lists had an index), or lists' indexes that do not fit: read whole.
+      text = range(key, len, e_at - #ENTRIES - 1, t - 2)
+      a = find(text, ';', #ENTRIES + 1, true)
+      if not a then return nil end
+      cs_index = sub(text, #ENTRIES + 1, a - 1)
+      up_index = sub(text, a + 1, (find(text, ';', a + 1, true) or #text) - 1)
+    end
+    if sub(text, 1, #ENTRIES) ~= ENTRIES or not (find(cs_index, '^[%d,]*$') and find(up_index, '^[%d,]*$')) then
+      return nil
+    end
   end
   local iq_at = p + #SEP_CS + tonumber(cs_len)
   local ri_at = iq_at + #SEP_IQ + tonumber(iq_len)
@@ -584,7 +611,7 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local version, stored_at, old_ttl = 0, now, nil
 -- The stored fields (an absent session's are empty), each with its name in front.
 local old = {cs = SEP_CS .. '{}', iq = SEP_IQ .. '[]', ri = SEP_RI .. '[]', up = SEP_UP .. '{}', iq_n = 0, ri_n = 0,
-  cs_index = '', up_index = '', iq_index = '', ri_index = ''}
+  cs_index = '', up_index = '', iq_index = index_text(''), ri_index = index_text('')}
 
 local length = redis.call('STRLEN', key)
 local exists = length > 0
@@ -629,11 +656,12 @@ if mode == 'merge' then
     if ARGV[arg] ~= '' then
       local count, pieces = tonumber(ARGV[count_arg]), nil
       pieces, f.bytes, f.count, f.undo, f.index = append_newest(old[name], #sep + 1, old[name .. '_n'],
-        old[name .. '_index'], ARGV[arg], count, list_index(ARGV[arg], 1, count, ARGV[index_arg]), cap)
+        old[name .. '_index'], ARGV[arg], count, list_index(ARGV[arg], 1, count, ARGV[index_arg] and index_text(ARGV[index_arg])), cap)
       f.pieces = append({sep}, pieces)
     else
       f.pieces, f.bytes, f.count = {old[name]}, #old[name] - #sep, old[name .. '_n']
-      f.index = {list_index(old[name], #sep + 1, f.count, old[name .. '_index'])}
+      local index = list_index(old[name], #sep + 1, f.count, old[name .. '_index'])
+      f.index = {index.part(1, index.n)}
     end
   end
   local field_bytes = cs.bytes + iq.bytes + ri.bytes + up.bytes
@@ -676,10 +704,10 @@ else
   up.pieces, up.bytes, up.index = {SEP_UP, ARGV[7]}, #ARGV[7], up_index
   local pieces, index
   pieces, iq.bytes, iq.count, index = newest(ARGV[3], tonumber(ARGV[4]), max_interrupted,
-    list_index(ARGV[3], 1, tonumber(ARGV[4]), ARGV[24]))
+    list_index(ARGV[3], 1, tonumber(ARGV[4]), ARGV[24] and index_text(ARGV[24])))
   iq.pieces, iq.index = append({SEP_IQ}, pieces), {index}
   pieces, ri.bytes, ri.count, index = newest(ARGV[5], tonumber(ARGV[6]), max_recent,
-    list_index(ARGV[5], 1, tonumber(ARGV[6]), ARGV[25]))
+    list_index(ARGV[5], 1, tonumber(ARGV[6]), ARGV[25] and index_text(ARGV[25])))
   ri.pieces, ri.index = append({SEP_RI}, pieces), {index}
   local field_bytes = cs.bytes + iq.bytes + ri.bytes + up.bytes
   if field_bytes > tonumber(ARGV[11]) then return {'TOO_LARGE', tostring(field_bytes)} end
