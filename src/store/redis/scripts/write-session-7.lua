@@ -90,10 +90,12 @@
   ~19 ms). With the index, dropping n entries is adding up the first n lengths and cutting the index at n * 8, and
   appending is joining two indexes: no entry is looked at, and no length beyond the dropped ones is read (a list
   may hold 10,000 entries; reading 10,000 lengths costs ~1.4 ms here, which is why they are not comma-separated
-  numbers like the objects': the index's length gives their count, and its end the last one). An index is trusted
+  numbers like the objects': the index's length gives their count, and its end the last one). A stored list's index
+  is not even read whole: the counts in the spans say where each list's starts, and a write reads its last length,
+  the dropped ones and the part it keeps (GETRANGE), each once. An index is trusted
   when it has one length per entry and the last entry is where it says; each dropped entry is checked to end where
   its length says (at a `,`). One that does not fit is not trusted (the list is scanned, once). Documents written
-  before (two indexes in "entries") have their lists scanned on their next write, which writes their index; a script
+  before (two indexes in "entries") have their lists scanned on their next merge, which writes their index; a script
   from before, given a document with four, finds no trailer it knows and scans the whole document (README, Redis
   layout).
 ]]
