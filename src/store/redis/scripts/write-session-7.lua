@@ -92,9 +92,9 @@
   may hold 10,000 entries; reading 10,000 lengths costs ~1.4 ms here, which is why they are not comma-separated
   numbers like the objects': the index's length gives their count, and its end the last one). A stored list's index
   is not even read whole: the counts in the spans say where each list's starts, and a write reads its last length,
-  the dropped ones and the part it keeps (GETRANGE), each once. An index is trusted
-  when it has one length per entry and the last entry is where it says; each dropped entry is checked to end where
-  its length says (at a `,`). One that does not fit is not trusted (the list is scanned, once). Documents written
+  the dropped ones and the part it keeps (GETRANGE), each once. An index is trusted when it has one length per entry
+  and the last entry is where it says; each dropped entry is checked to end where its length says (at a `,`). One
+  that does not fit is not trusted (the list is scanned, once). Documents written
   before (two indexes in "entries") have their lists scanned on their next merge, which writes their index; a script
   from before, given a document with four, finds no trailer it knows and scans the whole document (README, Redis
   layout).
@@ -530,7 +530,8 @@ local function fields_by_spans(key, len, p)
           return j < i and '' or range(key, len, at + i - 2, at + math.min(j, n) - 2)
         end}
       end
-      iq_index, ri_index = index_at(iq_at, LIST_WIDTH * tonumber(iq_n)), index_at(ri_at, LIST_WIDTH * tonumber(ri_n))
+      iq_index = index_at(iq_at, LIST_WIDTH * tonumber(iq_n))
+      ri_index = index_at(ri_at, LIST_WIDTH * tonumber(ri_n))
     else
       -- `<cs>;<up>` (written before the lists had an index), or lists' indexes that do not fit: read whole.
       text = range(key, len, e_at - #ENTRIES - 1, t - 2)
@@ -657,8 +658,9 @@ if mode == 'merge' then
       field[7]
     if ARGV[arg] ~= '' then
       local count, pieces = tonumber(ARGV[count_arg]), nil
+      local given_index = list_index(ARGV[arg], 1, count, ARGV[index_arg] and index_text(ARGV[index_arg]))
       pieces, f.bytes, f.count, f.undo, f.index = append_newest(old[name], #sep + 1, old[name .. '_n'],
-        old[name .. '_index'], ARGV[arg], count, list_index(ARGV[arg], 1, count, ARGV[index_arg] and index_text(ARGV[index_arg])), cap)
+        old[name .. '_index'], ARGV[arg], count, given_index, cap)
       f.pieces = append({sep}, pieces)
     else
       f.pieces, f.bytes, f.count = {old[name]}, #old[name] - #sep, old[name .. '_n']
