@@ -7,9 +7,11 @@ import { sessionKey } from "./keys";
  * by `JSON.stringify` (no white space), so the script can splice the context fields as text without ever
  * decoding user values. That is what keeps numbers, unicode and empty containers exact.
  *
- * Before it, `"entries":"<conversationState index>;<userPreferences index>"`: each object field's entry index
- * (indexedObject), so that a merge in Redis slices the stored objects' entries instead of scanning their values; the
- * spans then end with a sixth number, the index's byte length (write-session-7.lua, "Why the entries index").
+ * Before it, `"entries":"<conversationState index>;<userPreferences index>;<interruptedQueries index>;<recentInteractions index>"`:
+ * each object field's entry index (indexedObject), so that a merge in Redis slices the stored objects' entries
+ * instead of scanning their values, and each list's (indexedList: each entry's byte length in 8 digits), so that a
+ * list cap drops the oldest entries by adding up their lengths instead of scanning them; the spans then end with a sixth number, the index's byte length
+ * (write-session-7.lua, "Why the entries index"). Documents written before the lists' indexes hold the first two.
  *
  * Last comes a trailer, `"spans":[csBytes,iqBytes,iqCount,riBytes,riCount,entriesBytes]`: the UTF-8 byte lengths of the
  * conversationState, interruptedQueries and recentInteractions texts and the entry counts of the two lists. With
@@ -52,13 +54,17 @@ export function encodeDocument(doc: SessionDocument): string {
   // Byte for byte what JSON.stringify of the whole object gives, plus the spans trailer that needs each part's length.
   const cs = indexedObject(doc.conversationState);
   const up = indexedObject(doc.userPreferences);
+  const iq = indexedList(doc.interruptedQueries);
+  const ri = indexedList(doc.recentInteractions);
   return encodeDocumentText(doc, {
     conversationState: cs.text,
     conversationStateIndex: cs.index,
-    interruptedQueries: JSON.stringify(doc.interruptedQueries),
+    interruptedQueries: iq.text,
     interruptedCount: doc.interruptedQueries.length,
-    recentInteractions: JSON.stringify(doc.recentInteractions),
+    interruptedQueriesIndex: iq.index,
+    recentInteractions: ri.text,
     recentCount: doc.recentInteractions.length,
+    recentInteractionsIndex: ri.index,
     userPreferences: up.text,
     userPreferencesIndex: up.index,
   });
@@ -72,9 +78,11 @@ export interface ContextTexts {
   readonly recentInteractions: string;
   readonly recentCount: number;
   readonly userPreferences: string;
-  /** The objects' entry indexes (indexedObject), when the writer has them; otherwise found from the texts. */
+  /** The entry indexes (indexedObject, indexedList), when the writer has them; otherwise found from the texts. */
   readonly conversationStateIndex?: string;
   readonly userPreferencesIndex?: string;
+  readonly interruptedQueriesIndex?: string;
+  readonly recentInteractionsIndex?: string;
 }
 
 /**
@@ -87,7 +95,12 @@ export function encodeDocumentText(
   texts: ContextTexts,
 ): string {
   const { conversationState: cs, interruptedQueries: iq, recentInteractions: ri, userPreferences: up } = texts;
-  const entries = `${texts.conversationStateIndex ?? entryIndexOfText(cs)};${texts.userPreferencesIndex ?? entryIndexOfText(up)}`;
+  const entries = [
+    texts.conversationStateIndex ?? entryIndexOfText(cs),
+    texts.userPreferencesIndex ?? entryIndexOfText(up),
+    texts.interruptedQueriesIndex ?? listIndexOfText(iq),
+    texts.recentInteractionsIndex ?? listIndexOfText(ri),
+  ].join(";");
   const bytes = (text: string) => Buffer.byteLength(text, "utf8"); // what Lua's # counts
   const spans = [bytes(cs), bytes(iq), texts.interruptedCount, bytes(ri), texts.recentCount, entries.length];
   return (
@@ -130,6 +143,35 @@ export function entryIndexOfText(text: string): string {
     i = valueEnd + 2;
   }
   return index.join(",");
+}
+
+/**
+ * A list field as the write script takes it: its JSON text (what JSON.stringify gives) and its entry index, the byte
+ * length of each entry text in order, each in LIST_LENGTH_DIGITS zero-padded digits with no separator, so that a
+ * list cap drops entries without the script scanning them or reading the lengths of the entries it keeps
+ * (write-session-7.lua, "Why the entries index"). `undefined`: not given ("", "").
+ */
+export function indexedList(list: readonly unknown[] | undefined): { text: string; index: string } {
+  if (list === undefined) return { text: "", index: "" };
+  // JSON.stringify writes null for an entry it cannot write (undefined, a function), as it does inside an array.
+  const texts = list.map((entry) => (JSON.stringify(entry) as string | undefined) ?? "null");
+  return { text: `[${texts.join(",")}]`, index: texts.map((text) => listLength(Buffer.byteLength(text))).join("") };
+}
+
+/** Digits of each length in a list's entry index: an entry is at most MAX_CONTEXT_BYTES (64 MiB at most) long. */
+export const LIST_LENGTH_DIGITS = 8;
+const listLength = (bytes: number) => String(bytes).padStart(LIST_LENGTH_DIGITS, "0");
+
+/** The entry index (indexedList) of a canonical JSON array text, found by scanning its top level once. */
+export function listIndexOfText(text: string): string {
+  const index: string[] = [];
+  let i = 1;
+  while (i < text.length - 1) {
+    const valueEnd = valueEndAt(text, i);
+    index.push(listLength(Buffer.byteLength(text.slice(i, valueEnd + 1), "utf8")));
+    i = valueEnd + 2;
+  }
+  return index.join("");
 }
 
 /** Index of the closing quote of the JSON string that opens at `i`. */

@@ -221,6 +221,129 @@ describe.each([
       );
     });
   });
+  describe("The lists' entry index: a cap drops entries by it; one that does not fit, or none, and the lists are scanned", () => {
+    const current = encodeDocument(stored);
+    const entriesAt = current.lastIndexOf(',"entries":"');
+    const indexes = current.slice(entriesAt + ',"entries":"'.length, current.lastIndexOf('","spans":')).split(";");
+    /** The document with `index` for its entries, the sixth span its length. */
+    const withEntries = (index: string) =>
+      `${current.slice(0, entriesAt)},"entries":"${index}","spans":[${TRAILER.exec(current)!
+        .slice(1, 6)
+        .join(",")},${index.length}]}`;
+    const [cs, up, iq, ri] = indexes;
+    const lengthsOf = (index: string) => (index.match(/\d{8}/g) ?? []).map(Number);
+    const indexOf = (lengths: number[]) => lengths.map((n) => String(n).padStart(8, "0")).join("");
+    const iqLengths = lengthsOf(iq);
+    const riLengths = lengthsOf(ri);
+
+    it("the index holds each entry's byte length in 8 digits, as encodeDocument writes it", () => {
+      const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value), "utf8");
+      expect(indexes).toHaveLength(4);
+      expect(iq).toBe(indexOf(stored.interruptedQueries.map(bytes)));
+      expect(ri).toBe(indexOf(stored.recentInteractions.map(bytes)));
+    });
+
+    it.each([
+      ["the objects' index only (written before the lists had one)", `${cs};${up}`],
+      [
+        "lengths of the dropped entries one off, the same total",
+        `${cs};${up};${indexOf([iqLengths[0] + 1, iqLengths[1] - 1, iqLengths[2]])};${indexOf([
+          riLengths[0] - 1,
+          riLengths[1] + 1,
+          riLengths[2],
+        ])}`,
+      ],
+      [
+        "the last length one off",
+        `${cs};${up};${indexOf([...iqLengths.slice(0, 2), iqLengths[2] + 1])};${indexOf([
+          ...riLengths.slice(0, 2),
+          riLengths[2] - 1,
+        ])}`,
+      ],
+      [
+        "fewer lengths than entries, right where they are checked",
+        `${cs};${up};${indexOf([iqLengths[0], iqLengths[2]])};${indexOf([riLengths[0], riLengths[1]])}`,
+      ],
+      ["a length cut short", `${cs};${up};${iq.slice(0, -1)};${ri.slice(1)}`],
+      ["no lengths for entries", `${cs};${up};;`],
+    ])("%s", async (_case, index) => {
+      const tenant = freshTenant();
+      await put(tenant, withEntries(index));
+      const capped = sut.withDefaults({ maxInterruptedQueries: 4, maxRecentInteractions: 3 });
+
+      // Each list capped (the oldest entries dropped), then untouched, then capped again by the index written.
+      const first = {
+        ...contextOf(stored),
+        interruptedQueries: [...stored.interruptedQueries.slice(1), "4th", "5th"],
+        recentInteractions: [...stored.recentInteractions.slice(2), { n: 2 }, { n: 3 }],
+      };
+      await expectMerge(
+        tenant,
+        { interruptedQueries: ["4th", "5th"], recentInteractions: [{ n: 2 }, { n: 3 }] },
+        first,
+        capped,
+      );
+      const second = { ...first, conversationState: { ...first.conversationState, step: 2 } };
+      await expectMerge(tenant, { conversationState: { step: 2 } }, second, capped);
+      await expectMerge(
+        tenant,
+        { interruptedQueries: ["6th", "7th", "8th"], recentInteractions: [{ n: 4 }] },
+        {
+          ...second,
+          interruptedQueries: [...second.interruptedQueries.slice(3), "6th", "7th", "8th"],
+          recentInteractions: [...second.recentInteractions.slice(1), { n: 4 }],
+        },
+        capped,
+      );
+    });
+
+    it("a document over 16 KB, its lists' indexes read in parts: capped, untouched, capped again", async () => {
+      const tenant = freshTenant();
+      const capped = sut.withDefaults({ maxInterruptedQueries: 150, maxRecentInteractions: 200 });
+      const queries = Array.from({ length: 150 }, (_, i) => `query ${i} ${"]}".repeat(i % 7)}`);
+      const interactions = Array.from({ length: 200 }, (_, i) => ({ i, text: "{[".repeat(i % 50) }));
+      const base = { ...contextOf(stored), interruptedQueries: queries, recentInteractions: interactions };
+      await put(tenant, encodeDocument({ ...stored, ...base }));
+      expect(Buffer.byteLength(await raw(tenant))).toBeGreaterThan(16_384);
+
+      const first = {
+        ...base,
+        interruptedQueries: [...queries.slice(3), "a", "b", "c"],
+        recentInteractions: [...interactions.slice(1), { n: 1 }],
+      };
+      await expectMerge(tenant, { interruptedQueries: ["a", "b", "c"], recentInteractions: [{ n: 1 }] }, first, capped);
+      const second = { ...first, userPreferences: { ...first.userPreferences, theme: "dark" } };
+      await expectMerge(tenant, { userPreferences: { theme: "dark" } }, second, capped);
+      const many = Array.from({ length: 160 }, (_, i) => `new ${i}`);
+      await expectMerge(
+        tenant,
+        { interruptedQueries: many, recentInteractions: [] },
+        { ...second, interruptedQueries: many.slice(10) },
+        capped,
+      );
+    });
+
+    it("a store at the cap keeps the newest entries and their lengths; what the caps dropped is in the change log", async () => {
+      const tenant = freshTenant();
+      const capped = sut.withDefaults({ maxInterruptedQueries: 2, maxRecentInteractions: 1 });
+      const record = await capped.store(tenant, ref, contextOf(stored), LIMITS);
+      expect(contextOf(record)).toEqual({
+        ...contextOf(stored),
+        interruptedQueries: stored.interruptedQueries.slice(1),
+        recentInteractions: stored.recentInteractions.slice(2),
+      });
+      expect(await raw(tenant)).toBe(
+        encodeDocument({
+          version: 1,
+          storedAt: +record.storedAt,
+          lastUpdated: +record.lastUpdated,
+          ttlSeconds: record.ttlSeconds,
+          ...contextOf(record),
+        }),
+      );
+    });
+  });
+
   describe("The change log entry holds what the write changed, as stored (history-entry.ts)", () => {
     const entry = async (tenant: string) =>
       json<Record<string, unknown>>((await admin(sut).lindex(historyKey(tenant, ref.userId, ref.sessionId), 0))!);

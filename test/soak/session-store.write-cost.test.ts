@@ -192,6 +192,32 @@ describe("Write cost: no single write holds Redis longer than the stated bound a
       (t) => store.merge(t, ref, { recentInteractions: Array.from({ length: 100 }, (_, i) => ({ i })) }, LIMITS),
     ],
     [
+      `store ${MAX_LIST_ENTRIES} entries holding ~230 KB of brackets at the default cap of 100 (${MAX_LIST_ENTRIES - 100} dropped)`,
+      async () => undefined,
+      (t) =>
+        store.store(
+          t,
+          ref,
+          {
+            recentInteractions: Array.from({ length: MAX_LIST_ENTRIES }, () => ({
+              a: Array.from({ length: 75 }, () => ({})),
+            })),
+          },
+          LIMITS,
+        ),
+    ],
+    [
+      "merge 99 entries into 100 at the cap, each old entry ~2.4 KB of brackets (99 dropped)",
+      (t) =>
+        store.store(
+          t,
+          ref,
+          { recentInteractions: Array.from({ length: 100 }, () => ({ a: Array.from({ length: 800 }, () => ({})) })) },
+          LIMITS,
+        ),
+      (t) => store.merge(t, ref, { recentInteractions: Array.from({ length: 99 }, (_, i) => ({ i })) }, LIMITS),
+    ],
+    [
       "merge one entry into 10,000 at a cap of 10,000",
       (t) => roomy.store(t, ref, { recentInteractions: Array.from({ length: 10_000 }, (_, i) => ({ i })) }, LIMITS),
       (t) => roomy.merge(t, ref, { recentInteractions: [{ i: -1 }] }, LIMITS),

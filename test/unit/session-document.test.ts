@@ -1,4 +1,10 @@
-import { decodeDocument, encodeDocument, toRecord, type SessionDocument } from "../../src/store/session-document";
+import {
+  decodeDocument,
+  encodeDocument,
+  encodeDocumentText,
+  toRecord,
+  type SessionDocument,
+} from "../../src/store/session-document";
 import { readDocument } from "../../src/store/stored-session-record";
 import type { ContextFields } from "../../src/sessions/session-record";
 
@@ -16,10 +22,17 @@ const doc: SessionDocument = {
 };
 
 describe("encodeDocument: JSON.stringify's text of the document, then the entry index and the spans trailer", () => {
-  it("writes the header and the four fields in order, each object's entry index, then the fields' UTF-8 byte lengths, the lists' counts and the index's length", () => {
+  it("writes the header and the four fields in order, each field's entry index, then the fields' UTF-8 byte lengths, the lists' counts and the index's length", () => {
     const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value), "utf8");
     const index = (object: object) => Object.entries(object).flatMap(([key, value]) => [bytes(key), bytes(value)]);
-    const entries = `${index(doc.conversationState).join(",")};${index(doc.userPreferences).join(",")}`;
+    // A list's: each entry's byte length in 8 digits, no separator.
+    const lengths = (list: unknown[]) => list.map((entry) => String(bytes(entry)).padStart(8, "0")).join("");
+    const entries = [
+      index(doc.conversationState).join(","),
+      index(doc.userPreferences).join(","),
+      lengths(doc.interruptedQueries),
+      lengths(doc.recentInteractions),
+    ].join(";");
 
     const text = encodeDocument(doc);
 
@@ -38,6 +51,24 @@ describe("encodeDocument: JSON.stringify's text of the document, then the entry 
       }),
     );
     expect(text).toMatch(/,"spans":\[\d+,\d+,3,\d+,2,\d+\]\}$/);
+  });
+});
+
+describe("encodeDocumentText: the same document from the fields' texts, the entry indexes found by scanning them", () => {
+  it("writes what encodeDocument writes, the lists' index included", () => {
+    const texts = {
+      conversationState: JSON.stringify(doc.conversationState),
+      interruptedQueries: JSON.stringify(doc.interruptedQueries),
+      interruptedCount: doc.interruptedQueries.length,
+      recentInteractions: JSON.stringify(doc.recentInteractions),
+      recentCount: doc.recentInteractions.length,
+      userPreferences: JSON.stringify(doc.userPreferences),
+    };
+
+    expect(encodeDocumentText(doc, texts)).toBe(encodeDocument(doc));
+    expect(encodeDocumentText(doc, { ...texts, interruptedQueries: "[]", interruptedCount: 0 })).toBe(
+      encodeDocument({ ...doc, interruptedQueries: [] }),
+    );
   });
 });
 

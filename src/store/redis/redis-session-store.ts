@@ -30,7 +30,7 @@ import {
   userIndexKey,
 } from "../keys";
 import { pageAfter } from "../session-page";
-import { CONTEXT_JSON_OVERHEAD, decodeDocument, indexedObject } from "../session-document";
+import { CONTEXT_JSON_OVERHEAD, decodeDocument, indexedList, indexedObject } from "../session-document";
 import { readDocument, readWrittenHeader } from "../stored-session-record";
 import { ping, type RedisClient } from "./redis-client";
 import { readKeys, retryWhileMigrating } from "./redis-migrating";
@@ -281,9 +281,10 @@ export class RedisSessionStore implements SessionStore {
     const fallback = mode === "merge" ? undefined : { object: {}, list: [] };
     const interrupted = write.interruptedQueries ?? fallback?.list;
     const recent = write.recentInteractions ?? fallback?.list;
-    const json = (value: unknown) => (value === undefined ? "" : JSON.stringify(value));
     const state = indexedObject(write.conversationState ?? fallback?.object);
     const preferences = indexedObject(write.userPreferences ?? fallback?.object);
+    const interruptedList = indexedList(interrupted);
+    const recentList = indexedList(recent);
 
     // As bytes: the new document goes into the record (and a selected context into the answer) without being decoded.
     const reply = await retryWhileMigrating(() =>
@@ -297,9 +298,9 @@ export class RedisSessionStore implements SessionStore {
         historyKey(tenantId, ref.userId, ref.sessionId),
         mode,
         state.text,
-        json(interrupted),
+        interruptedList.text,
         String(interrupted?.length ?? 0),
-        json(recent),
+        recentList.text,
         String(recent?.length ?? 0),
         preferences.text,
         String(write.ttlSeconds ?? 0),
@@ -318,6 +319,8 @@ export class RedisSessionStore implements SessionStore {
         preferences.index,
         String(MAX_OBJECT_KEYS),
         write.returnContext === false ? "header" : "document",
+        interruptedList.index,
+        recentList.index,
       ),
     ).catch(toStoreError("write"));
     const [status, bytes, firstCleanup, interval] = reply;

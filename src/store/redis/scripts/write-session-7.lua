@@ -35,6 +35,8 @@
   ARGV[23]  "header": the reply's document is only its header, `{"version":…,"storedAt":…,"lastUpdated":…,"ttlSeconds":…,`
             (the caller's answer selects no context field: a merge into a large context sends nothing large back);
             anything else: the whole document
+  ARGV[24]  the entry index of ARGV[3]: the byte length of each entry text in order, 8 digits each ("" for none)
+  ARGV[25]  the entry index of ARGV[5], the same way
 
   Returns  {"OK", document, scheduleNeeded, cleanupIntervalSeconds}
                                        the new document, also written with SET … EX ttl; scheduleNeeded is "1"
@@ -80,6 +82,22 @@
   most that many entries on each side and never scans a value. An index whose lengths do not add up to its
   field's length is not trusted (the field is scanned, once). Documents with five spans have no index: their
   objects are scanned on their next merge, which writes one.
+
+  The lists have an entry index too, after the objects': `"entries":"<cs index>;<up index>;<iq index>;<ri index>"`,
+  a list's index being the byte length of each entry text in order, each in 8 decimal digits with no separator
+  (ARGV[24], ARGV[25] for the given lists). A list cap drops the oldest entries; finding where the kept ones start
+  by scanning the dropped ones cost time per bracket (1,000 entries of ~230 KB of brackets stored at a cap of 100:
+  ~19 ms). With the index, dropping n entries is adding up the first n lengths and cutting the index at n * 8, and
+  appending is joining two indexes: no entry is looked at, and no length beyond the dropped ones is read (a list
+  may hold 10,000 entries; reading 10,000 lengths costs ~1.4 ms here, which is why they are not comma-separated
+  numbers like the objects': the index's length gives their count, and its end the last one). A stored list's index
+  is not even read whole: the counts in the spans say where each list's starts, and a write reads its last length,
+  the dropped ones and the part it keeps (GETRANGE), each once. An index is trusted when it has one length per entry
+  and the last entry is where it says; each dropped entry is checked to end where its length says (at a `,`). One
+  that does not fit is not trusted (the list is scanned, once). Documents written
+  before (two indexes in "entries") have their lists scanned on their next merge, which writes their index; a script
+  from before, given a document with four, finds no trailer it knows and scans the whole document (README, Redis
+  layout).
 ]]
 
 local QUOTE, LBRACE, RBRACE, LBRACKET, RBRACKET, COLON, COMMA = 34, 123, 125, 91, 93, 58, 44
@@ -348,42 +366,109 @@ local function build_merge(m)
 end
 
 --[[
-  Lists: held like objects, the array text running from `first` to the end of `s`.
+  Lists: held like objects, the array text running from `first` to the end of `s`, with their entry index: the byte
+  length of each entry text in order, each written in LIST_WIDTH decimal digits (zero-padded, no separator), so
+  that the index's length tells how many entries it has and the lengths of the first n entries are its first
+  n * LIST_WIDTH characters. An entry is at most MAX_CONTEXT_BYTES long (64 MiB at most: 8 digits).
 ]]
+local LIST_WIDTH = 8
 
--- Position of the first entry after the first `drop` entries of the array text that starts at s[first].
-local function skip_entries(s, first, drop)
-  local p = first + 1
-  for _ = 1, drop do p = value_end(s, p) + 2 end
+-- A list's entry index as something to read parts of (n characters; part(i, j) is characters i..j): a text the
+-- script has (given, or found by scanning), or a stored one read where needed (index_at), so that a long index
+-- (80 KB for 10,000 entries) is copied into Lua only as the part the new document keeps.
+local function index_text(text)
+  return {n = #text, part = function(i, j)
+    if i == 1 and j >= #text then return text end
+    return sub(text, i, j)
+  end}
+end
+
+-- Skips the oldest `drop` entries of the array text s[first..#s] by its entry index, checking that each ends where
+-- the index says (followed by `,`, or by the closing bracket at the end): the position of the first entry kept (of
+-- the closing bracket + 1 when none is); nil when the index does not fit.
+local function skip_indexed(s, first, index, drop)
+  local p, lengths = first + 1, drop > 0 and index.part(1, drop * LIST_WIDTH) or ''
+  for i = 1, drop do
+    local l = tonumber(sub(lengths, (i - 1) * LIST_WIDTH + 1, i * LIST_WIDTH))
+    if not l or l < 1 then return nil end
+    p = p + l + 1
+    local after = byte(s, p - 1)
+    if after ~= COMMA and not (after == RBRACKET and p - 1 == #s) then return nil end
+  end
   return p
 end
 
--- The array text `list` (count entries) as pieces without its oldest entries beyond cap, its byte length and count.
-local function newest(list, count, cap)
-  if count <= cap then return {list}, #list, count end
-  local p = skip_entries(list, 1, count - cap)
-  return {'[', sub(list, p)}, #list - p + 2, cap
+-- The entry index of the array text s[first..#s], by scanning it: lists without one, or one that does not fit.
+local function scan_list_index(s, first)
+  if byte(s, first + 1) == RBRACKET then return '' end
+  local parts, p = {}, first + 1
+  while true do
+    local last = value_end(s, p)
+    parts[#parts + 1] = format('%08d', last - p + 1)
+    if byte(s, last + 1) == RBRACKET then return table.concat(parts) end
+    p = last + 2
+  end
 end
 
--- Appends `added` (count entries) to the stored list s[first..#s] (old_count entries), keeping the newest cap
--- entries of the whole list. Returns the list as pieces, its byte length, its number of entries, and the log's undo
--- for it as pieces: `[oldCount,[entries of old dropped]]` (history-entry.ts, ListUndo).
-local function append_newest(s, first, old_count, added, count, cap)
+-- The entry index of the list s[first..#s] (count entries): `index` when it fits where that costs nothing to check
+-- (one length per entry, and the last entry where it says; the entries a cap drops are checked as they are
+-- dropped), else found by scanning.
+local function list_index(s, first, count, index)
+  if index and index.n == LIST_WIDTH * count then
+    if count == 0 then
+      if #s == first + 1 then return index end
+    else
+      local l = tonumber(index.part(index.n - LIST_WIDTH + 1, index.n))
+      local before = l and byte(s, #s - l - 1)
+      if (before == COMMA and count > 1) or (before == LBRACKET and count == 1 and #s - l - 1 == first) then
+        return index
+      end
+    end
+  end
+  return index_text(scan_list_index(s, first))
+end
+
+-- The first entry of s[first..#s] left after dropping its oldest `drop` entries, by `index` (list_index) or, when
+-- that does not fit, by a new one found by scanning; with the index of the entries left, as text.
+local function drop_oldest(s, first, index, drop)
+  local kept = skip_indexed(s, first, index, drop)
+  if not kept then
+    index = index_text(scan_list_index(s, first))
+    kept = skip_indexed(s, first, index, drop)
+  end
+  return kept, index.part(drop * LIST_WIDTH + 1, index.n)
+end
+
+-- The array text `list` (count entries, `index` its checked index) as pieces without its oldest entries beyond cap,
+-- its byte length and count, and its index as text.
+local function newest(list, count, cap, index)
+  if count <= cap then return {list}, #list, count, index.part(1, index.n) end
+  local p, kept_index = drop_oldest(list, 1, index, count - cap)
+  return {'[', sub(list, p)}, #list - p + 2, cap, kept_index
+end
+
+-- Appends `added` (count entries, `added_index` its checked index) to the stored list s[first..#s] (old_count
+-- entries, `old_index` its index as stored or nil), keeping the newest cap entries of the whole list. Returns the
+-- list as pieces, its byte length, its number of entries, the log's undo for it as pieces,
+-- `[oldCount,[entries of old dropped]]` (history-entry.ts, ListUndo), and the new list's index as pieces.
+local function append_newest(s, first, old_count, old_index, added, count, added_index, cap)
   local total = math.min(old_count + count, cap)
   if count >= cap then
-    local pieces, bytes = newest(added, count, cap)
-    return pieces, bytes, total, {'[' .. old_count .. ',', sub(s, first), ']'}
+    local pieces, bytes, _, index = newest(added, count, cap, added_index)
+    return pieces, bytes, total, {'[' .. old_count .. ',', sub(s, first), ']'}, {index}
   end
   local drop = math.max(0, old_count - (cap - count))
-  local kept = skip_entries(s, first, drop) -- the first entry kept, or the closing bracket
+  -- The first entry kept, or the closing bracket; the index of the entries kept.
+  local kept, kept_index = drop_oldest(s, first, list_index(s, first, old_count, old_index), drop)
   local undo = drop == 0 and {'[' .. old_count .. ',[]]'}
     or {'[' .. old_count .. ',[', sub(s, first + 1, kept - 2), ']]'}
-  if kept == #s then return {added}, #added, total, undo end
+  if kept == #s then return {added}, #added, total, undo, {added_index.part(1, added_index.n)} end
   if count == 0 then
-    if drop == 0 then return {sub(s, first)}, #s - first + 1, total, undo end
-    return {'[', sub(s, kept)}, #s - kept + 2, total, undo
+    if drop == 0 then return {sub(s, first)}, #s - first + 1, total, undo, {kept_index} end
+    return {'[', sub(s, kept)}, #s - kept + 2, total, undo, {kept_index}
   end
-  return {'[', sub(s, kept, #s - 1), ',', sub(added, 2)}, (#s - kept) + #added + 1, total, undo
+  return {'[', sub(s, kept, #s - 1), ',', sub(added, 2)}, (#s - kept) + #added + 1, total, undo,
+    {kept_index, added_index.part(1, added_index.n)}
 end
 
 --[[
@@ -416,8 +501,8 @@ local function field_fits(s, name, open, close)
 end
 
 -- The four fields of the document at `key` (length len, conversationState's name at position p), as
--- {cs, iq, ri, up} strings that each start with the field's name, the lists' counts, and the objects' entry
--- indexes; nil when there is no consistent trailer.
+-- {cs, iq, ri, up} strings that each start with the field's name, the lists' counts, and the entry indexes (the
+-- lists' nil in a document written before they had one); nil when there is no consistent trailer.
 local function fields_by_spans(key, len, p)
   local tail_at = math.max(0, len - 160) -- 0-based offset of the tail: the spans are at most a few dozen bytes
   local tail = range(key, len, tail_at, len - 1)
@@ -425,14 +510,39 @@ local function fields_by_spans(key, len, p)
     string.match(tail, '(),"spans":%[(%d+),(%d+),(%d+),(%d+),(%d+),?(%d*)%]}$')
   if not t then return nil end
   t = tail_at + t -- the document position of the trailer
-  local up_end, cs_index, up_index = t - 1, nil, nil
+  local up_end, cs_index, up_index, iq_index, ri_index = t - 1, nil, nil, nil, nil
   if e_len ~= '' then
-    local e_at = t - tonumber(e_len) - 1
-    local text = range(key, len, e_at - #ENTRIES - 1, t - 2)
-    if sub(text, 1, #ENTRIES) ~= ENTRIES or byte(text, #text) ~= QUOTE then return nil end
-    cs_index, up_index = string.match(text, '^([%d,]*);([%d,]*)"$', #ENTRIES + 1)
-    if not cs_index then return nil end
+    e_len = tonumber(e_len)
+    local e_at = t - e_len - 1 -- the document position of the index's first character
     up_end = e_at - #ENTRIES - 1
+    -- `<cs>;<up>;<iq>;<ri>`: the lists' indexes take 8 characters per entry, so the objects' part ends where the
+    -- counts say; only it is read here, and the lists' where they are used (a list's may be 80 KB).
+    local o = e_len - LIST_WIDTH * (tonumber(iq_n) + tonumber(ri_n)) - 2 -- the objects' part, `<cs>;<up>`
+    local text = o > 0 and range(key, len, e_at - #ENTRIES - 1, e_at + o - 1)
+    local a = text and find(text, ';', #ENTRIES + 1, true)
+    local iq_at = e_at + o + 1
+    local ri_at = iq_at + LIST_WIDTH * tonumber(iq_n) + 1
+    if a and find(text, ';', a + 1, true) == #text and range(key, len, ri_at - 2, ri_at - 2) == ';'
+      and range(key, len, t - 2, t - 2) == '"' then
+      cs_index, up_index = sub(text, #ENTRIES + 1, a - 1), sub(text, a + 1, #text - 1)
+      local function index_at(at, n)
+        return {n = n, part = function(i, j)
+          return j < i and '' or range(key, len, at + i - 2, at + math.min(j, n) - 2)
+        end}
+      end
+      iq_index = index_at(iq_at, LIST_WIDTH * tonumber(iq_n))
+      ri_index = index_at(ri_at, LIST_WIDTH * tonumber(ri_n))
+    else
+      -- `<cs>;<up>` (written before the lists had an index), or lists' indexes that do not fit: read whole.
+      text = range(key, len, e_at - #ENTRIES - 1, t - 2)
+      a = find(text, ';', #ENTRIES + 1, true)
+      if not a then return nil end
+      cs_index = sub(text, #ENTRIES + 1, a - 1)
+      up_index = sub(text, a + 1, (find(text, ';', a + 1, true) or #text) - 1)
+    end
+    if sub(text, 1, #ENTRIES) ~= ENTRIES or not (find(cs_index, '^[%d,]*$') and find(up_index, '^[%d,]*$')) then
+      return nil
+    end
   end
   local iq_at = p + #SEP_CS + tonumber(cs_len)
   local ri_at = iq_at + #SEP_IQ + tonumber(iq_len)
@@ -443,7 +553,8 @@ local function fields_by_spans(key, len, p)
     iq = range(key, len, iq_at - 1, ri_at - 2),
     ri = range(key, len, ri_at - 1, up_at - 2),
     up = range(key, len, up_at - 1, up_end - 1),
-    iq_n = tonumber(iq_n), ri_n = tonumber(ri_n), cs_index = cs_index, up_index = up_index,
+    iq_n = tonumber(iq_n), ri_n = tonumber(ri_n), cs_index = cs_index, up_index = up_index, iq_index = iq_index,
+    ri_index = ri_index,
   }
   if not (field_fits(f.cs, SEP_CS, LBRACE, RBRACE) and field_fits(f.iq, SEP_IQ, LBRACKET, RBRACKET)
     and field_fits(f.ri, SEP_RI, LBRACKET, RBRACKET) and field_fits(f.up, SEP_UP, LBRACE, RBRACE)) then
@@ -503,7 +614,7 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local version, stored_at, old_ttl = 0, now, nil
 -- The stored fields (an absent session's are empty), each with its name in front.
 local old = {cs = SEP_CS .. '{}', iq = SEP_IQ .. '[]', ri = SEP_RI .. '[]', up = SEP_UP .. '{}', iq_n = 0, ri_n = 0,
-  cs_index = '', up_index = ''}
+  cs_index = '', up_index = '', iq_index = index_text(''), ri_index = index_text('')}
 
 local length = redis.call('STRLEN', key)
 local exists = length > 0
@@ -521,8 +632,8 @@ if expected >= 0 and expected ~= version then
   return {'CONFLICT', tostring(version)}
 end
 
--- The new fields: each as pieces of the document (its name included), its byte length and, for the objects, its
--- entry index; with the log entry's change (what the write was given) and undo (what it replaced) as pieces too.
+-- The new fields: each as pieces of the document (its name included), its byte length and its entry index (the
+-- lists' as pieces); with the log entry's change (what the write was given) and undo (what it replaced) as pieces too.
 local cs, up, iq, ri = {}, {}, {}, {}
 local change, undo
 if mode == 'merge' then
@@ -542,15 +653,19 @@ if mode == 'merge' then
       f.pieces, f.bytes, f.index = {old[name]}, #old[name] - #sep, index
     end
   end
-  for _, field in ipairs({{iq, 'iq', 3, 4, max_interrupted, SEP_IQ}, {ri, 'ri', 5, 6, max_recent, SEP_RI}}) do
-    local f, name, arg, count_arg, cap, sep = field[1], field[2], field[3], field[4], field[5], field[6]
+  for _, field in ipairs({{iq, 'iq', 3, 4, 24, max_interrupted, SEP_IQ}, {ri, 'ri', 5, 6, 25, max_recent, SEP_RI}}) do
+    local f, name, arg, count_arg, index_arg, cap, sep = field[1], field[2], field[3], field[4], field[5], field[6],
+      field[7]
     if ARGV[arg] ~= '' then
-      local pieces
-      pieces, f.bytes, f.count, f.undo = append_newest(old[name], #sep + 1, old[name .. '_n'], ARGV[arg],
-        tonumber(ARGV[count_arg]), cap)
+      local count, pieces = tonumber(ARGV[count_arg]), nil
+      local given_index = list_index(ARGV[arg], 1, count, ARGV[index_arg] and index_text(ARGV[index_arg]))
+      pieces, f.bytes, f.count, f.undo, f.index = append_newest(old[name], #sep + 1, old[name .. '_n'],
+        old[name .. '_index'], ARGV[arg], count, given_index, cap)
       f.pieces = append({sep}, pieces)
     else
       f.pieces, f.bytes, f.count = {old[name]}, #old[name] - #sep, old[name .. '_n']
+      local index = list_index(old[name], #sep + 1, f.count, old[name .. '_index'])
+      f.index = {index.part(1, index.n)}
     end
   end
   local field_bytes = cs.bytes + iq.bytes + ri.bytes + up.bytes
@@ -591,11 +706,13 @@ else
   if not walk_index(ARGV[7], 1, up_index) then up_index = scan_index(ARGV[7], 1) end
   cs.pieces, cs.bytes, cs.index = {SEP_CS, ARGV[2]}, #ARGV[2], cs_index
   up.pieces, up.bytes, up.index = {SEP_UP, ARGV[7]}, #ARGV[7], up_index
-  local pieces
-  pieces, iq.bytes, iq.count = newest(ARGV[3], tonumber(ARGV[4]), max_interrupted)
-  iq.pieces = append({SEP_IQ}, pieces)
-  pieces, ri.bytes, ri.count = newest(ARGV[5], tonumber(ARGV[6]), max_recent)
-  ri.pieces = append({SEP_RI}, pieces)
+  local pieces, index
+  pieces, iq.bytes, iq.count, index = newest(ARGV[3], tonumber(ARGV[4]), max_interrupted,
+    list_index(ARGV[3], 1, tonumber(ARGV[4]), ARGV[24] and index_text(ARGV[24])))
+  iq.pieces, iq.index = append({SEP_IQ}, pieces), {index}
+  pieces, ri.bytes, ri.count, index = newest(ARGV[5], tonumber(ARGV[6]), max_recent,
+    list_index(ARGV[5], 1, tonumber(ARGV[6]), ARGV[25] and index_text(ARGV[25])))
+  ri.pieces, ri.index = append({SEP_RI}, pieces), {index}
   local field_bytes = cs.bytes + iq.bytes + ri.bytes + up.bytes
   if field_bytes > tonumber(ARGV[11]) then return {'TOO_LARGE', tostring(field_bytes)} end
 
@@ -619,12 +736,14 @@ if ttl == 0 then ttl = old_ttl or default_ttl end
 
 local header = format('{"version":%d,"storedAt":%.0f,"lastUpdated":%.0f,"ttlSeconds":%d,', version + 1, stored_at, now,
   ttl)
+local entries = append({cs.index, ';', up.index, ';'}, iq.index, {';'}, ri.index)
+local entries_bytes = 0
+for i = 1, #entries do entries_bytes = entries_bytes + #entries[i] end
 local document = parts_of(append(
   {header},
   cs.pieces, iq.pieces, ri.pieces, up.pieces,
-  {ENTRIES, cs.index, ';', up.index, '"',
-    format(',"spans":[%d,%d,%d,%d,%d,%d]}', cs.bytes, iq.bytes, iq.count, ri.bytes, ri.count,
-      #cs.index + 1 + #up.index)}), {})
+  {ENTRIES}, entries, {'"',
+    format(',"spans":[%d,%d,%d,%d,%d,%d]}', cs.bytes, iq.bytes, iq.count, ri.bytes, ri.count, entries_bytes)}), {})
 redis.call('SET', key, document[1], 'EX', ttl)
 for i = 2, #document do redis.call('APPEND', key, document[i]) end
 local expires_at = now + ttl * 1000
