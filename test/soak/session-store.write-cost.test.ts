@@ -34,6 +34,11 @@ const REPEATS = 7;
 const MAX_CONTEXT_BYTES = 262_144;
 const LIMITS = { maxContextBytes: MAX_CONTEXT_BYTES };
 
+/** `count` list entries, each `{"a":[{},{},…]}` with `brackets` empty objects: ~3 bytes of brackets each. */
+function bracketEntries(count: number, brackets: number): JsonObject[] {
+  return Array.from({ length: count }, () => ({ a: Array.from({ length: brackets }, () => ({})) }));
+}
+
 /** `n` keys whose values are arrays of `{}`, about `bytes` of JSON in all. */
 function bracketObject(n: number, bytes: number, prefix = "k"): JsonObject {
   const perValue = Math.max(1, Math.floor((bytes / n - 12) / 3));
@@ -182,39 +187,17 @@ describe("Write cost: no single write holds Redis longer than the stated bound a
     ],
     [
       "merge 100 entries into 100 at the cap, each old entry ~2.5 KB of brackets",
-      (t) =>
-        store.store(
-          t,
-          ref,
-          { recentInteractions: Array.from({ length: 100 }, () => ({ a: Array.from({ length: 800 }, () => ({})) })) },
-          LIMITS,
-        ),
+      (t) => store.store(t, ref, { recentInteractions: bracketEntries(100, 800) }, LIMITS),
       (t) => store.merge(t, ref, { recentInteractions: Array.from({ length: 100 }, (_, i) => ({ i })) }, LIMITS),
     ],
     [
       `store ${MAX_LIST_ENTRIES} entries holding ~230 KB of brackets at the default cap of 100 (${MAX_LIST_ENTRIES - 100} dropped)`,
       async () => undefined,
-      (t) =>
-        store.store(
-          t,
-          ref,
-          {
-            recentInteractions: Array.from({ length: MAX_LIST_ENTRIES }, () => ({
-              a: Array.from({ length: 75 }, () => ({})),
-            })),
-          },
-          LIMITS,
-        ),
+      (t) => store.store(t, ref, { recentInteractions: bracketEntries(MAX_LIST_ENTRIES, 75) }, LIMITS),
     ],
     [
       "merge 99 entries into 100 at the cap, each old entry ~2.4 KB of brackets (99 dropped)",
-      (t) =>
-        store.store(
-          t,
-          ref,
-          { recentInteractions: Array.from({ length: 100 }, () => ({ a: Array.from({ length: 800 }, () => ({})) })) },
-          LIMITS,
-        ),
+      (t) => store.store(t, ref, { recentInteractions: bracketEntries(100, 800) }, LIMITS),
       (t) => store.merge(t, ref, { recentInteractions: Array.from({ length: 99 }, (_, i) => ({ i })) }, LIMITS),
     ],
     [
