@@ -2,12 +2,16 @@ import {
   createSourceEventStream,
   execute,
   subscribe,
+  type DocumentNode,
   type ExecutionArgs,
   type ExecutionResult,
+  type GraphQLSchema,
   type GraphQLError,
   type GraphQLFormattedError,
 } from "graphql";
+import type { CompiledQuery } from "graphql-jit";
 import type { RequestContext } from "../context/request-context";
+import { compileOperation } from "../execution/prepared/compile-operation";
 import { writeJson } from "../execution/json-answer";
 import type { Metrics } from "../metrics/metrics";
 import { closing } from "./closing-iterator";
@@ -77,16 +81,17 @@ export function liveSubscribe(
     const events = source as AsyncIterableIterator<StreamItem>;
     const key = plan.sharingKey(args.variableValues);
 
+    const executeOn = eventExecutor(args);
     const perSubscriber = async (item: StreamItem): Promise<Buffer> => {
       executedOwn.inc();
-      const result = await execute({ ...args, rootValue: item });
+      const result = await executeOn(item);
       return serialize(result.errors?.length ? { ...result, errors: options.formatErrors(result.errors) } : result);
     };
     const shared = (item: SharedItem, key: string): SharedAnswer => {
       let answer = item.answers.get(key);
       if (answer === undefined) {
         executedShared.inc();
-        const executed = execute({ ...args, rootValue: item });
+        const executed = executeOn(item);
         // type-graphql's resolvers answer synchronously here; a promise is shared the same way.
         answer = executed instanceof Promise ? executed.then(shareable) : shareable(executed);
         item.answers.set(key, answer);
@@ -111,6 +116,33 @@ export function liveSubscribe(
     // Ending the stream (the library returns early) ends deliver(): its pending events.next() resolves done.
     return closing(deliver(), () => void events.return?.());
   };
+}
+
+type EventExecutor = (item: StreamItem) => Promise<ExecutionResult> | ExecutionResult;
+
+/** graphql-jit's compiled form of each subscription document (null: graphql-js runs it), per schema. */
+const compiledDocuments = new WeakMap<GraphQLSchema, WeakMap<DocumentNode, Map<string, CompiledQuery | null>>>();
+
+/**
+ * Runs the subscription's selection on one item of its stream, as graphql-js does for each event (the root field's
+ * resolver gets the item): through graphql-jit's compiled form of the document when compileOperation gives one —
+ * compiled once per document (subscriptions share parsed documents), where graphql-js's execute coerced the variables
+ * and collected the fields again on every event — else through graphql-js.
+ */
+function eventExecutor(args: ExecutionArgs): EventExecutor {
+  let bySchema = compiledDocuments.get(args.schema);
+  if (bySchema === undefined) compiledDocuments.set(args.schema, (bySchema = new WeakMap()));
+  let byOperation = bySchema.get(args.document);
+  if (byOperation === undefined) bySchema.set(args.document, (byOperation = new Map()));
+  const operation = args.operationName ?? "";
+  let compiled = byOperation.get(operation);
+  if (compiled === undefined) {
+    compiled = compileOperation(args.schema, args.document, args.operationName);
+    byOperation.set(operation, compiled);
+  }
+  if (compiled === null) return (item) => execute({ ...args, rootValue: item });
+  const query = compiled.query.bind(compiled);
+  return (item) => query(item, args.contextValue, args.variableValues ?? undefined);
 }
 
 /** A result's bytes, or null when it carries errors: those go through the seam's formatting per subscriber. */
