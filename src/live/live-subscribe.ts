@@ -92,7 +92,7 @@ export function liveSubscribe(
       if (answer === undefined) {
         executedShared.inc();
         const executed = executeOn(item);
-        // type-graphql's resolvers answer synchronously here; a promise is shared the same way.
+        // The event's resolvers answer synchronously (a result, not a promise); a promise is shared the same way.
         answer = executed instanceof Promise ? executed.then(shareable) : shareable(executed);
         item.answers.set(key, answer);
       }
