@@ -1,6 +1,8 @@
 import { createClient as createWsClient, type Client as WsClient } from "graphql-ws";
 import { createClient as createSseClient } from "graphql-sse";
 import WebSocket from "ws";
+import { STORE } from "./api";
+import { freshTenant, gatewayHeaders, type TestServer } from "./test-server";
 
 /** A result a subscription delivered (a `next`), as the client saw it. */
 export interface LiveResult<T = Record<string, unknown>> {
@@ -232,4 +234,19 @@ export class RawSocket {
       });
     });
   }
+}
+
+/**
+ * A fresh tenant's alice with session s1 holding a ~60 KB context: each of its events carries the whole context, so
+ * a reader that stops has its socket's buffers full after a few dozen. Her headers.
+ */
+export async function aliceWithLargeSession(server: TestServer): Promise<Record<string, string>> {
+  const headers = gatewayHeaders(freshTenant(), "alice");
+  const big = { text: "x".repeat(60_000) };
+  const stored = await server.post(
+    { query: STORE, variables: { input: { sessionId: "s1", conversationState: big } } },
+    headers,
+  );
+  expect(stored.body.errors).toBeUndefined();
+  return headers;
 }

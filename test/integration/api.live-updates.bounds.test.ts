@@ -1,6 +1,5 @@
-import { STORE } from "../helpers/api";
 import { parseMetrics, valueOf } from "../helpers/metrics";
-import { RawSocket, SESSION_CHANGED, subscribeWs, wsClient } from "../helpers/live";
+import { aliceWithLargeSession, RawSocket, SESSION_CHANGED, subscribeWs, wsClient } from "../helpers/live";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
 import { mintToken, TEST_JWT_SECRET } from "../helpers/tokens";
 import { freshTenant, gatewayHeaders, startTestServer, type TestServer } from "../helpers/test-server";
@@ -121,14 +120,7 @@ describe("live updates: bounds", () => {
   }
 
   it("closes a client that does not read its events with 1013, instead of holding them", async () => {
-    const headers = gatewayHeaders(freshTenant(), "alice");
-    // Each event carries the whole context: about 60 KB here, so the socket's buffers fill after a few dozen.
-    const big = { text: "x".repeat(60_000) };
-    const stored = await server.post(
-      { query: STORE, variables: { input: { sessionId: "s1", conversationState: big } } },
-      headers,
-    );
-    expect(stored.body.errors).toBeUndefined();
+    const headers = await aliceWithLargeSession(server);
     const raw = new RawSocket(server.url, headers);
     await raw.init();
     raw.send({

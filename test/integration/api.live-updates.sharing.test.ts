@@ -1,6 +1,7 @@
-import { MERGE, STORE } from "../helpers/api";
+import { MERGE } from "../helpers/api";
 import { parseMetrics, valueOf } from "../helpers/metrics";
 import {
+  aliceWithLargeSession,
   RawSocket,
   SESSION_CHANGED,
   sessionEvents,
@@ -200,21 +201,6 @@ describe.each(ON_EACH_STORE)("live updates shared between subscribers on %s", (_
     }
   });
 });
-
-/**
- * A fresh tenant's alice with session s1 holding a ~60 KB context: each of its events carries the whole context, so
- * a reader that stops has its socket's buffers full after a few dozen. Her headers.
- */
-async function aliceWithLargeSession(server: TestServer): Promise<Record<string, string>> {
-  const headers = gatewayHeaders(freshTenant(), "alice");
-  const big = { text: "x".repeat(60_000) };
-  const stored = await server.post(
-    { query: STORE, variables: { input: { sessionId: "s1", conversationState: big } } },
-    headers,
-  );
-  expect(stored.body.errors).toBeUndefined();
-  return headers;
-}
 
 describe("a slow subscriber among subscribers sharing its events", () => {
   let redis: RedisProcess;
