@@ -174,7 +174,7 @@ function undoList(after: readonly JsonValue[], undoOf: ListUndo | undefined): re
 }
 
 /** Sets `key` as an own data property, so that "__proto__" stays a key and never changes a prototype. */
-function define(target: JsonObject, key: string, value: JsonValue): void {
+export function define(target: JsonObject, key: string, value: JsonValue): void {
   Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 }
 

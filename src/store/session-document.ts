@@ -7,11 +7,12 @@ import { sessionKey } from "./keys";
  * by `JSON.stringify` (no white space), so the script can splice the context fields as text without ever
  * decoding user values. That is what keeps numbers, unicode and empty containers exact.
  *
- * Before it, `"entries":"<conversationState index>;<userPreferences index>;<interruptedQueries index>;<recentInteractions index>"`:
- * each object field's entry index (indexedObject), so that a merge in Redis slices the stored objects' entries
- * instead of scanning their values, and each list's (indexedList: each entry's byte length in 8 digits), so that a
- * list cap drops the oldest entries by adding up their lengths instead of scanning them; the spans then end with a sixth number, the index's byte length
- * (write-session-7.lua, "Why the entries index"). Documents written before the lists' indexes hold the first two.
+ * Before it, `"entries":"<conversationState index>;<userPreferences index>;<interruptedQueries index>;
+ * <recentInteractions index>"` (one string): each object field's entry index (indexedObject), so that a merge in Redis
+ * slices the stored objects' entries instead of scanning their values, and each list's (indexedList: each entry's
+ * byte length in 8 digits), so that a list cap drops the oldest entries by adding up their lengths instead of
+ * scanning them; the spans then end with a sixth number, the index's byte length (write-session-7.lua, "Why the
+ * entries index"). Documents written before the lists' indexes hold the first two.
  *
  * Last comes a trailer, `"spans":[csBytes,iqBytes,iqCount,riBytes,riCount,entriesBytes]`: the UTF-8 byte lengths of the
  * conversationState, interruptedQueries and recentInteractions texts and the entry counts of the two lists. With

@@ -3,6 +3,7 @@ import { MAX_OBJECT_KEYS } from "../../sessions/json-limits";
 import {
   contextChange,
   decodeHistoryEntry,
+  define,
   historyPage,
   keptFields,
   type HistoryEntry,
@@ -370,9 +371,4 @@ function storeChange(write: SessionWrite): JsonObject {
     recentInteractions: write.recentInteractions ?? [],
     userPreferences: write.userPreferences ?? {},
   };
-}
-
-/** Sets `key` as an own data property, so that "__proto__" stays a key and never changes a prototype. */
-function define(target: JsonObject, key: string, value: JsonValue): void {
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 }
