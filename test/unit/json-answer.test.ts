@@ -1,4 +1,4 @@
-import { writeJsonAnswer, writeJsonAnswerText } from "../../src/execution/json-answer";
+import { writeJsonAnswer, writeJsonAnswerChunks, writeJsonAnswerText } from "../../src/execution/json-answer";
 import { entriesOf, JsonText } from "../../src/execution/json-text";
 
 /** Values JSON.stringify treats in each of its ways: what writeJsonAnswer must write the same. */
@@ -54,6 +54,18 @@ describe("A JsonText is written as the text it holds", () => {
       expect(Buffer.isBuffer(answer)).toBe(asBytes);
       expect(answer.toString()).toBe(`{"data":{"a":${text},"b":"é","c":${text}}}\n`);
     }
+  });
+
+  it("in pieces, for a writer that sends them in turn: the stored bytes themselves, not a copy", () => {
+    const large = Buffer.from(`{"big":${JSON.stringify("é".repeat(8 * 1024))}}`, "utf8");
+    const value = { data: { a: new JsonText(large), b: "é", c: new JsonText(large) } };
+    const answer = writeJsonAnswerChunks(value);
+    if (typeof answer === "string") throw new Error("8 KB of stored bytes must come back in pieces");
+    expect(answer.chunks.filter((chunk) => chunk === large)).toHaveLength(2);
+    const whole = Buffer.concat(answer.chunks.map((chunk) => (typeof chunk === "string" ? Buffer.from(chunk) : chunk)));
+    expect(answer.byteLength).toBe(whole.length);
+    expect(whole.equals(writeJsonAnswer(value) as Buffer)).toBe(true);
+    expect(writeJsonAnswerChunks({ data: { a: new JsonText(Buffer.from("[1]")) } })).toBe('{"data":{"a":[1]}}\n');
   });
 
   it("a list's entries as one fragment: [entriesOf(list)] writes the list", () => {

@@ -3,7 +3,7 @@ import { execute, type ExecutionResult, type GraphQLSchema } from "graphql";
 import type { RequestContext } from "../../context/request-context";
 import type { Metrics } from "../../metrics/metrics";
 import type { ExecutionSeam } from "../execution-seam";
-import { writeJsonAnswer } from "../json-answer";
+import { writeJsonAnswerChunks, type AnswerChunks } from "../json-answer";
 import { compileOperation } from "./compile-operation";
 import type { PreparedOperationCache } from "./prepared-operation-cache";
 import { singleResultContentType } from "./response-content-type";
@@ -12,8 +12,8 @@ import { singleResultContentType } from "./response-content-type";
 export interface LaneResponse {
   status: number;
   headers: Map<string, string>;
-  /** Bytes when the answer copied stored bytes (writeJsonAnswer). */
-  body: Buffer | string;
+  /** Pieces when the answer carries stored bytes (writeJsonAnswerChunks), to be sent one after the other. */
+  body: AnswerChunks | string;
   context: RequestContext;
 }
 
@@ -90,7 +90,7 @@ export class PreparedOperationLane {
     const errors = result.errors ?? [];
     const formatted = errors.length > 0 ? seam.formatErrors(errors) : undefined;
     const responseHeaders = new Map([["content-type", contentType], ...(formatted?.headers ?? [])]);
-    const text = writeJsonAnswer({ errors: formatted?.errors, data: result.data, extensions: result.extensions });
+    const text = writeJsonAnswerChunks({ errors: formatted?.errors, data: result.data, extensions: result.extensions });
     observed.end({ operationName: operation.name?.value ?? null, operationType: operation.operation, errors });
     this.options.metrics.preparedLaneRequests.inc();
     return { status: formatted?.status ?? 200, headers: responseHeaders, body: text, context };
