@@ -53,6 +53,8 @@ export interface Measured {
   serverCpuMicrosPerRequest: number;
   /** Redis CPU time per request (µs), from INFO cpu: what one request costs Redis, which runs one script at a time. */
   redisCpuMicrosPerRequest: number;
+  /** The server's minor page faults per request (procMinorFaults): fresh memory the kernel had to map. */
+  serverPageFaultsPerRequest?: number;
   cpuRatio?: number;
   /** The peer's CPU per request over this one's (read-one and read-one-64k): above 1, we are the cheaper. */
   peerCpuRatio?: number;
@@ -91,11 +93,26 @@ function roundTrips(delta: Record<string, number>, inScripts: ReadonlySet<string
 
 /** CPU seconds (user + system) `pid` has used so far; NaN when it cannot be read. */
 export function procCpuSeconds(pid: number): number {
+  const fields = procStatFields(pid);
+  return fields ? (Number(fields[11]) + Number(fields[12])) / 100 : Number.NaN; // utime + stime, in USER_HZ ticks
+}
+
+/**
+ * Minor page faults `pid` has taken so far (the kernel handing it fresh memory); NaN when it cannot be read. On the
+ * bench's VM each costs microseconds of the server's CPU, so a scenario that allocates fresh buffers per request
+ * shows here first.
+ */
+export function procMinorFaults(pid: number): number {
+  const fields = procStatFields(pid);
+  return fields ? Number(fields[7]) : Number.NaN; // minflt
+}
+
+/** The fields of /proc/<pid>/stat after the command name, from the state on (field 3 of proc(5) at index 0). */
+function procStatFields(pid: number): string[] | undefined {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks (USER_HZ = 100)
+    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
   } catch {
-    return Number.NaN;
+    return undefined;
   }
 }
 
@@ -321,6 +338,7 @@ export async function measure(
   const warm = warmupSeconds > 0 ? await runLoad(port, scenario, warmupSeconds, 1000 + index) : undefined;
 
   const before = await redis.commandCalls();
+  const faultsBefore = procMinorFaults(pid);
   const cpuBefore = {
     server: procCpuSeconds(pid),
     redis: await redisCpuSeconds(redis.admin),
@@ -334,6 +352,7 @@ export async function measure(
     self: process.cpuUsage(cpuBefore.self),
     core0: coreBusySeconds(0),
   };
+  const faultsAfter = procMinorFaults(pid);
   const after = await redis.commandCalls();
 
   const delta = commandDelta(before, after);
@@ -376,6 +395,7 @@ export async function measure(
     },
     serverCpuMicrosPerRequest: ((cpuAfter.server - cpuBefore.server) * 1e6) / run.total,
     redisCpuMicrosPerRequest: ((cpuAfter.redis - cpuBefore.redis) * 1e6) / run.total,
+    serverPageFaultsPerRequest: (faultsAfter - faultsBefore) / run.total,
     acknowledged,
   };
 }

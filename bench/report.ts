@@ -314,6 +314,8 @@ export function benchResult(run: {
       ratioToRaw: +(r.ratioToRaw ?? Number.NaN).toFixed(3),
       serverCpuMicrosPerRequest: Math.round(r.serverCpuMicrosPerRequest),
       redisCpuMicrosPerRequest: Math.round(r.redisCpuMicrosPerRequest),
+      serverPageFaultsPerRequest:
+        r.serverPageFaultsPerRequest === undefined ? undefined : +r.serverPageFaultsPerRequest.toFixed(2),
       cpuRatio: +(r.cpuRatio ?? Number.NaN).toFixed(3),
       peerCpuRatio: r.peerCpuRatio === undefined ? undefined : +r.peerCpuRatio.toFixed(3),
     })),
@@ -344,6 +346,7 @@ function table(rows: Measured[]): string {
     "vs baseline by CPU",
     "vs peer by CPU",
     "Redis µs/req",
+    "faults/req",
   ];
   const lines = rows.map((r) => [
     r.name,
@@ -361,6 +364,7 @@ function table(rows: Measured[]): string {
     r.cpuRatio === undefined ? "" : fmt(r.cpuRatio, 2),
     r.peerCpuRatio === undefined ? "" : fmt(r.peerCpuRatio, 2),
     fmt(r.redisCpuMicrosPerRequest),
+    r.serverPageFaultsPerRequest === undefined ? "" : fmt(r.serverPageFaultsPerRequest, 1),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const row = (cells: string[]) =>
