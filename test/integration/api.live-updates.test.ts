@@ -8,7 +8,17 @@ import {
   wsClient,
   type SessionEvent,
 } from "../helpers/live";
-import { freshTenant, gatewayHeaders, type TestServer, ON_EACH_STORE, useServerOnStore } from "../helpers/test-server";
+import { changeChannel } from "../../src/store/keys";
+import { pollUntil } from "../helpers/poll";
+import type { RedisProcess } from "../helpers/redis-server";
+import {
+  freshTenant,
+  gatewayHeaders,
+  type TestServer,
+  ON_EACH_STORE,
+  useServerOnRedis,
+  useServerOnStore,
+} from "../helpers/test-server";
 
 /**
  * Live updates through the API, on Redis and on the embedded store: `sessionContextChanged` gives every change of
@@ -267,6 +277,66 @@ describe.each(ON_EACH_STORE)("live updates on %s", (_name, onRedis) => {
       expect([events[1].version, events[1].context?.conversationState]).toEqual([2, { a: 1, b: 2 }]);
     } finally {
       received.dispose();
+    }
+  });
+});
+
+describe("live updates on Redis: a write is announced where a server follows its user, and only there", () => {
+  let redis: RedisProcess;
+  let server: TestServer;
+  useServerOnRedis((started) => ({ redis, server } = started));
+
+  const merge = async (headers: Record<string, string>, sessionId: string) => {
+    const response = await server.post(
+      { query: MERGE, variables: { input: { sessionId, recentInteractions: [{ n: 1 }] } } },
+      headers,
+    );
+    expect(response.body.errors).toBeUndefined();
+  };
+  /** SPUBLISH calls Redis ran while `write` ran. */
+  const announcements = async (write: () => Promise<void>) => {
+    const before = await redis.commandCalls();
+    await write();
+    const after = await redis.commandCalls();
+    return (after.spublish ?? 0) - (before.spublish ?? 0);
+  };
+  const followers = async (tenant: string, user: string) => {
+    const reply = (await redis.admin.call("PUBSUB", "SHARDNUMSUB", changeChannel(tenant, user))) as [string, number];
+    return reply[1];
+  };
+
+  it("publishes nothing for a user nobody follows, and every write of one somebody follows", async () => {
+    const tenant = freshTenant();
+    const alice = gatewayHeaders(tenant, "alice");
+    const bob = gatewayHeaders(tenant, "bob");
+    await merge(alice, "a1"); // loads the script
+    expect(await announcements(() => merge(bob, "b1"))).toBe(0);
+
+    const client = wsClient(server.url, { headers: alice });
+    try {
+      // The replay of version 1 comes after the server has subscribed to alice's channel.
+      const received = subscribeWs<Changed>(client, SESSION_CHANGED, { sessionId: "a1", afterVersion: 0 });
+      expect(sessionEvents(await received.next(1)).map((e) => e.version)).toEqual([1]);
+      expect(await followers(tenant, "alice")).toBe(1);
+      expect(await announcements(() => merge(alice, "a1"))).toBe(1);
+      expect(await announcements(() => merge(bob, "b1"))).toBe(0);
+      expect(sessionEvents(await received.next(2)).map((e) => [e.version, e.resync])).toEqual([
+        [1, false],
+        [2, false],
+      ]);
+      received.stop();
+      // The server leaves the channel without telling anyone: ask Redis.
+      await pollUntil(
+        "the server to leave alice's channel",
+        () => followers(tenant, "alice"),
+        (n) => n === 0,
+        {
+          timeoutMs: 5000,
+        },
+      );
+      expect(await announcements(() => merge(alice, "a1"))).toBe(0);
+    } finally {
+      await client.dispose();
     }
   });
 });

@@ -87,5 +87,8 @@ if entries > 0 then
   redis.call('PEXPIREAT', KEYS[7], expires_at)
 end
 
-redis.call('SPUBLISH', ARGV[10], 'U\n' .. member .. '\nSTORE\n' .. ARGV[11] .. '\n' .. document)
+-- Announced only when a server process follows this user's channel: the message is a copy of the whole document.
+if redis.call('PUBSUB', 'SHARDNUMSUB', ARGV[10])[2] > 0 then
+  redis.call('SPUBLISH', ARGV[10], 'U\n' .. member .. '\nSTORE\n' .. ARGV[11] .. '\n' .. document)
+end
 return {'WRITTEN', schedule_needed, cleanup_interval}
