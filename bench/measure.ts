@@ -68,8 +68,12 @@ export function scriptCommands(root: string): Set<string> {
   const dir = join(root, "src", "store", "redis", "scripts");
   const names = new Set<string>();
   for (const file of readdirSync(dir)) {
-    for (const match of readFileSync(join(dir, file), "utf8").matchAll(/redis\.p?call\(\s*['"]([A-Za-z]+)['"]/g))
+    const text = readFileSync(join(dir, file), "utf8");
+    for (const match of text.matchAll(/redis\.p?call\(\s*['"]([A-Za-z]+)['"](?:\s*,\s*['"]([A-Za-z]+)['"])?/g)) {
       names.add(match[1].toLowerCase());
+      // INFO commandstats names a container's subcommand `pubsub|shardnumsub`.
+      if (match[2]) names.add(`${match[1]}|${match[2]}`.toLowerCase());
+    }
   }
   return names;
 }
