@@ -48,6 +48,12 @@ const stored: SessionDocument = {
   userPreferences: { ...oddKeys, spans: [1, 2, 3, 4, 5] },
 };
 
+/** The same over 16 KB: the write script reads a large document's fields in parts, its lists only where it needs them. */
+const padded: SessionDocument = {
+  ...stored,
+  conversationState: { ...stored.conversationState, padding: "p".repeat(17_000) },
+};
+
 type Sut = RedisStoreUnderTest | ClusterStoreUnderTest;
 const admin = (sut: Sut): Redis | Cluster => ("redis" in sut ? sut.redis.admin : sut.cluster.admin);
 
@@ -64,6 +70,11 @@ describe.each([
   const raw = async (tenant: string) => (await admin(sut).get(sessionKey(tenant, ref.userId, ref.sessionId)))!;
   const put = (tenant: string, document: string) =>
     admin(sut).set(sessionKey(tenant, ref.userId, ref.sessionId), document, "EX", stored.ttlSeconds);
+  /** The newest change log entry's undo, as its text (the script copies what a write replaced or dropped as stored). */
+  const lastUndo = async (tenant: string) =>
+    JSON.stringify(
+      json<{ undo: unknown }>((await admin(sut).lindex(historyKey(tenant, ref.userId, ref.sessionId), 0))!).undo,
+    );
 
   /** Merges `patch` into the stored session (through `on`) and checks the whole new document, byte for byte. */
   async function expectMerge(
@@ -222,66 +233,91 @@ describe.each([
     });
   });
   describe("The lists' entry index: a cap drops entries by it; one that does not fit, or none, and the lists are scanned", () => {
-    const current = encodeDocument(stored);
-    const entriesAt = current.lastIndexOf(',"entries":"');
-    const indexes = current.slice(entriesAt + ',"entries":"'.length, current.lastIndexOf('","spans":')).split(";");
-    /** The document with `index` for its entries, the sixth span its length. */
-    const withEntries = (index: string) =>
-      `${current.slice(0, entriesAt)},"entries":"${index}","spans":[${TRAILER.exec(current)!
-        .slice(1, 6)
-        .join(",")},${index.length}]}`;
-    const [cs, up, iq, ri] = indexes;
+    const indexesOf = (document: string) =>
+      document
+        .slice(document.lastIndexOf(',"entries":"') + ',"entries":"'.length, document.lastIndexOf('","spans":'))
+        .split(";");
     const lengthsOf = (index: string) => (index.match(/\d{8}/g) ?? []).map(Number);
     const indexOf = (lengths: number[]) => lengths.map((n) => String(n).padStart(8, "0")).join("");
-    const iqLengths = lengthsOf(iq);
-    const riLengths = lengthsOf(ri);
 
     it("the index holds each entry's byte length in 8 digits, as encodeDocument writes it", () => {
       const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value), "utf8");
+      const indexes = indexesOf(encodeDocument(stored));
       expect(indexes).toHaveLength(4);
-      expect(iq).toBe(indexOf(stored.interruptedQueries.map(bytes)));
-      expect(ri).toBe(indexOf(stored.recentInteractions.map(bytes)));
+      expect(indexes[2]).toBe(indexOf(stored.interruptedQueries.map(bytes)));
+      expect(indexes[3]).toBe(indexOf(stored.recentInteractions.map(bytes)));
     });
 
-    it.each([
-      ["the objects' index only (written before the lists had one)", `${cs};${up}`],
-      [
-        "lengths of the dropped entries one off, the same total",
-        `${cs};${up};${indexOf([iqLengths[0] + 1, iqLengths[1] - 1, iqLengths[2]])};${indexOf([
-          riLengths[0] - 1,
-          riLengths[1] + 1,
-          riLengths[2],
-        ])}`,
-      ],
-      [
-        "the last length one off",
-        `${cs};${up};${indexOf([...iqLengths.slice(0, 2), iqLengths[2] + 1])};${indexOf([
-          ...riLengths.slice(0, 2),
-          riLengths[2] - 1,
-        ])}`,
-      ],
-      [
-        "fewer lengths than entries, right where they are checked",
-        `${cs};${up};${indexOf([iqLengths[0], iqLengths[2]])};${indexOf([riLengths[0], riLengths[1]])}`,
-      ],
-      ["a length cut short", `${cs};${up};${iq.slice(0, -1)};${ri.slice(1)}`],
-      ["no lengths for entries", `${cs};${up};;`],
-    ])("%s", async (_case, index) => {
+    /** The documents with an index of each kind, as [case, document]: `doc`'s own text with another index. */
+    const indexCases = (doc: SessionDocument): [string, string][] => {
+      const current = encodeDocument(doc);
+      const entriesAt = current.lastIndexOf(',"entries":"');
+      /** The document with `index` for its entries, the sixth span its length. */
+      const withEntries = (index: string) =>
+        `${current.slice(0, entriesAt)},"entries":"${index}","spans":[${TRAILER.exec(current)!
+          .slice(1, 6)
+          .join(",")},${index.length}]}`;
+      const [cs, up, iq, ri] = indexesOf(current);
+      const iqLengths = lengthsOf(iq);
+      const riLengths = lengthsOf(ri);
+      return [
+        ["the objects' index only (written before the lists had one)", `${cs};${up}`],
+        [
+          "lengths of the dropped entries one off, the same total",
+          `${cs};${up};${indexOf([iqLengths[0] + 1, iqLengths[1] - 1, iqLengths[2]])};${indexOf([
+            riLengths[0] - 1,
+            riLengths[1] + 1,
+            riLengths[2],
+          ])}`,
+        ],
+        [
+          "the last length one off",
+          `${cs};${up};${indexOf([...iqLengths.slice(0, 2), iqLengths[2] + 1])};${indexOf([
+            ...riLengths.slice(0, 2),
+            riLengths[2] - 1,
+          ])}`,
+        ],
+        [
+          "fewer lengths than entries, right where they are checked",
+          `${cs};${up};${indexOf([iqLengths[0], iqLengths[2]])};${indexOf([riLengths[0], riLengths[1]])}`,
+        ],
+        ["a length cut short", `${cs};${up};${iq.slice(0, -1)};${ri.slice(1)}`],
+        ["no lengths for entries", `${cs};${up};;`],
+      ].map(([name, index]) => [name, withEntries(index)] as [string, string]);
+    };
+
+    it.each<[string, SessionDocument, string]>([
+      ["the index as written", stored, encodeDocument(stored)],
+      ...indexCases(stored).map(([name, document]): [string, SessionDocument, string] => [name, stored, document]),
+      ["the index as written, a document over 16 KB", padded, encodeDocument(padded)],
+      ...indexCases(padded).map(([name, document]): [string, SessionDocument, string] => [
+        `${name}, a document over 16 KB`,
+        padded,
+        document,
+      ]),
+    ])("%s", async (_case, doc, document) => {
       const tenant = freshTenant();
-      await put(tenant, withEntries(index));
+      await put(tenant, document);
       const capped = sut.withDefaults({ maxInterruptedQueries: 4, maxRecentInteractions: 3 });
 
       // Each list capped (the oldest entries dropped), then untouched, then capped again by the index written.
       const first = {
-        ...contextOf(stored),
-        interruptedQueries: [...stored.interruptedQueries.slice(1), "4th", "5th"],
-        recentInteractions: [...stored.recentInteractions.slice(2), { n: 2 }, { n: 3 }],
+        ...contextOf(doc),
+        interruptedQueries: [...doc.interruptedQueries.slice(1), "4th", "5th"],
+        recentInteractions: [...doc.recentInteractions.slice(2), { n: 2 }, { n: 3 }],
       };
       await expectMerge(
         tenant,
         { interruptedQueries: ["4th", "5th"], recentInteractions: [{ n: 2 }, { n: 3 }] },
         first,
         capped,
+      );
+      // What the caps dropped, in the log: [the count before, the entries dropped].
+      expect(await lastUndo(tenant)).toBe(
+        JSON.stringify({
+          interruptedQueries: [3, doc.interruptedQueries.slice(0, 1)],
+          recentInteractions: [3, doc.recentInteractions.slice(0, 2)],
+        }),
       );
       const second = { ...first, conversationState: { ...first.conversationState, step: 2 } };
       await expectMerge(tenant, { conversationState: { step: 2 } }, second, capped);
@@ -312,6 +348,12 @@ describe.each([
         recentInteractions: [...interactions.slice(1), { n: 1 }],
       };
       await expectMerge(tenant, { interruptedQueries: ["a", "b", "c"], recentInteractions: [{ n: 1 }] }, first, capped);
+      expect(await lastUndo(tenant)).toBe(
+        JSON.stringify({
+          interruptedQueries: [150, queries.slice(0, 3)],
+          recentInteractions: [200, interactions.slice(0, 1)],
+        }),
+      );
       const second = { ...first, userPreferences: { ...first.userPreferences, theme: "dark" } };
       await expectMerge(tenant, { userPreferences: { theme: "dark" } }, second, capped);
       const many = Array.from({ length: 160 }, (_, i) => `new ${i}`);
