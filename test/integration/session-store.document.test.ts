@@ -182,42 +182,54 @@ describe.each([
   });
 
   describe("A trailer that does not line up with the fields is not trusted: the merge scans", () => {
-    const current = encodeDocument(stored);
-    const spansAt = current.lastIndexOf(',"spans":');
-    it.each([
-      [
-        "byte lengths one off",
-        `${current.slice(0, spansAt)},"spans":[${TRAILER.exec(current)!
-          .slice(1)
-          .map((n, i) => (i === 0 ? Number(n) + 1 : n))
-          .join(",")}]}`,
-      ],
-      ["byte lengths of other fields", `${current.slice(0, spansAt)},"spans":[2,2,0,2,0]}`],
-      ["lengths past the end", `${current.slice(0, spansAt)},"spans":[99999999,1,1,1,1]}`],
-      ["a short trailer", `${current.slice(0, spansAt)},"spans":[1,2]}`],
-      [
-        "an entry index that does not line up with the objects",
-        `${current.slice(0, current.lastIndexOf(',"entries":'))},"entries":"9,9;3,1","spans":[${TRAILER.exec(current)!
-          .slice(1, 6)
-          .join(",")},7]}`,
-      ],
-      [
-        "an entry index of the right total length, split wrongly",
-        (() => {
-          const entriesAt = current.lastIndexOf(',"entries":"') + ',"entries":"'.length;
-          const [state, preferences] = current.slice(entriesAt, current.indexOf('"', entriesAt)).split(";");
-          const lengths = state.split(",").map(Number);
-          // The first key one byte longer, its value one byte shorter: the same total.
-          const wrong = [lengths[0] + 1, lengths[1] - 1, ...lengths.slice(2)].join(",");
-          const index = `${wrong};${preferences}`;
-          return `${current.slice(0, entriesAt - ',"entries":"'.length)},"entries":"${index}","spans":[${TRAILER.exec(
-            current,
-          )!
+    /** The documents with a trailer of each kind, as [case, document]: `doc`'s own text with another trailer. */
+    const trailerCases = (doc: SessionDocument): [string, string][] => {
+      const current = encodeDocument(doc);
+      const spansAt = current.lastIndexOf(',"spans":');
+      return [
+        [
+          "byte lengths one off",
+          `${current.slice(0, spansAt)},"spans":[${TRAILER.exec(current)!
+            .slice(1)
+            .map((n, i) => (i === 0 ? Number(n) + 1 : n))
+            .join(",")}]}`,
+        ],
+        ["byte lengths of other fields", `${current.slice(0, spansAt)},"spans":[2,2,0,2,0]}`],
+        ["lengths past the end", `${current.slice(0, spansAt)},"spans":[99999999,1,1,1,1]}`],
+        ["a short trailer", `${current.slice(0, spansAt)},"spans":[1,2]}`],
+        [
+          "an entry index that does not line up with the objects",
+          `${current.slice(0, current.lastIndexOf(',"entries":'))},"entries":"9,9;3,1","spans":[${TRAILER.exec(current)!
             .slice(1, 6)
-            .join(",")},${index.length}]}`;
-        })(),
-      ],
-    ])("%s", async (_case, document) => {
+            .join(",")},7]}`,
+        ],
+        [
+          "an entry index of the right total length, split wrongly",
+          (() => {
+            const entriesAt = current.lastIndexOf(',"entries":"') + ',"entries":"'.length;
+            const [state, preferences] = current.slice(entriesAt, current.indexOf('"', entriesAt)).split(";");
+            const lengths = state.split(",").map(Number);
+            // The first key one byte longer, its value one byte shorter: the same total.
+            const wrong = [lengths[0] + 1, lengths[1] - 1, ...lengths.slice(2)].join(",");
+            const index = `${wrong};${preferences}`;
+            return `${current.slice(0, entriesAt - ',"entries":"'.length)},"entries":"${index}","spans":[${TRAILER.exec(
+              current,
+            )!
+              .slice(1, 6)
+              .join(",")},${index.length}]}`;
+          })(),
+        ],
+      ];
+    };
+
+    it.each<[string, SessionDocument, string]>([
+      ...trailerCases(stored).map(([name, document]): [string, SessionDocument, string] => [name, stored, document]),
+      ...trailerCases(padded).map(([name, document]): [string, SessionDocument, string] => [
+        `${name}, a document over 16 KB`,
+        padded,
+        document,
+      ]),
+    ])("%s", async (_case, doc, document) => {
       const tenant = freshTenant();
       await put(tenant, document);
 
@@ -225,9 +237,9 @@ describe.each([
         tenant,
         { conversationState: { step: 3 }, recentInteractions: [{ n: 2 }] },
         {
-          ...contextOf(stored),
-          conversationState: { ...stored.conversationState, step: 3 },
-          recentInteractions: [...stored.recentInteractions, { n: 2 }],
+          ...contextOf(doc),
+          conversationState: { ...doc.conversationState, step: 3 },
+          recentInteractions: [...doc.recentInteractions, { n: 2 }],
         },
       );
     });
@@ -428,6 +440,43 @@ describe.each([
       for (const [patch, undo] of merges) {
         await sut.store.merge(tenant, ref, patch, LIMITS);
         expect(await undoText(tenant)).toBe(undo);
+      }
+    });
+
+    it("the same in a document over 16 KB, whose large object is read as its keys and the runs a merge keeps", async () => {
+      const tenant = freshTenant();
+      const big = "}]".repeat(4500);
+      const state = `{"a":1,"b":{"x":"}"},"big":${JSON.stringify(big)},"c":[3],"d":"4"}`;
+      const interactions = Array.from({ length: 40 }, (_, i) => ({ i, text: "[{".repeat(250) }));
+      await sut.store.store(tenant, ref, { conversationState: json(state), recentInteractions: interactions }, LIMITS);
+      expect(Buffer.byteLength(await raw(tenant))).toBeGreaterThan(16_384);
+      const merges: [patch: JsonObject, state: JsonObject, undo: string][] = [
+        [
+          json('{"d":40,"n":1,"a":10,"b":20}'),
+          { a: 10, b: 20, big, c: [3], d: 40, n: 1 },
+          '{"conversationState":{"a":1,"b":{"x":"}"},"d":"4"},"added":{"conversationState":["n"]}}',
+        ],
+        [json('{"c":30}'), { a: 10, b: 20, big, c: 30, d: 40, n: 1 }, '{"conversationState":{"c":[3]}}'],
+        [
+          // Every key, in the stored order: the undo is the stored object itself.
+          json('{"a":11,"b":21,"big":"small","c":31,"d":41,"n":2}'),
+          { a: 11, b: 21, big: "small", c: 31, d: 41, n: 2 },
+          `{"conversationState":${JSON.stringify({ a: 10, b: 20, big, c: 30, d: 40, n: 1 })}}`,
+        ],
+      ];
+      for (const [patch, merged, undo] of merges) {
+        const record = await sut.store.merge(tenant, ref, { conversationState: patch }, LIMITS);
+        expect(record.conversationState).toEqual(merged);
+        expect(await undoText(tenant)).toBe(undo);
+        expect(await raw(tenant)).toBe(
+          encodeDocument({
+            version: record.version,
+            storedAt: +record.storedAt,
+            lastUpdated: +record.lastUpdated,
+            ttlSeconds: record.ttlSeconds,
+            ...contextOf(record),
+          }),
+        );
       }
     });
 

@@ -266,15 +266,77 @@ local function entries_of(s, first, index)
   return e, index
 end
 
+--[[
+  A field of a large stored document may be left unread (fields_by_spans): then it is a table, {key, from, to} where
+  its text lies in the document (0-based, inclusive, as GETRANGE counts; its JSON member name first) and {first, last},
+  the document positions of its opening and closing bracket as Lua counts (1-based). A write reads of it only what it
+  needs — an object's key texts, a list's kept and dropped entries — and each part that goes into the new document
+  as it is read: a field read whole and then sliced was copied into Lua twice, each byte hashed each time.
+]]
+local function stored_field(key, from, to, sep)
+  return {key = key, from = from, to = to, first = from + #sep + 1, last = to + 1}
+end
+
+-- Characters i..j of `s`: a string, or a stored field (i, j its document positions).
+local function cut(s, i, j)
+  if type(s) == 'string' then return sub(s, i, j) end
+  return redis.call('GETRANGE', s.key, i - 1, j - 1)
+end
+
+-- The position of the last character of `s` (its closing bracket), a string or a stored field.
+local function last_of(s)
+  return type(s) == 'string' and #s or s.last
+end
+
+-- The text of old[name], read whole if it was left unread.
+local function field_text(old, name)
+  local s = old[name]
+  if type(s) == 'table' then
+    s = redis.call('GETRANGE', s.key, s.from, s.to)
+    old[name] = s
+  end
+  return s
+end
+
+-- entries_of for an object field left unread (a stored field with few entries), by its index: each key text read
+-- with the separator before it and the colon after it, checked as walk_index checks them. Nil when the index does not
+-- fit (or is empty): the caller reads the field whole.
+local function entries_stored(f, index)
+  local e = {keys = {}, kp = {}, vp = {}, vlen = {}, kl = {}, vl = {}, n = 0}
+  local p, n = f.first + 1, 0
+  for kt, vt in string.gmatch(index, '(%d+),(%d+)') do
+    local kl, vl = tonumber(kt), tonumber(vt)
+    if kl < 2 then return nil end
+    local t = cut(f, p - 1, p + kl)
+    if #t ~= kl + 2 or byte(t, 1) ~= (n == 0 and LBRACE or COMMA) or byte(t, 2) ~= QUOTE or byte(t, kl + 1) ~= QUOTE
+      or byte(t, kl + 2) ~= COLON then
+      return nil
+    end
+    n = n + 1
+    e.keys[n], e.kp[n], e.vp[n], e.vlen[n], e.kl[n], e.vl[n] = sub(t, 2, kl + 1), p, p + kl + 1, vl, kt, vt
+    p = p + kl + vl + 2
+  end
+  if n == 0 or p - 1 ~= f.last then return nil end
+  e.n = n
+  return e
+end
+
 -- Plans a shallow merge, like {...old, ...patch} in JavaScript (old keys keep their place, new keys go last), from
--- the entries alone: the merged object's number of keys and byte length, checked before anything is built.
+-- the entries alone: the merged object's number of keys and byte length, checked before anything is built. `old_s`
+-- is the stored field's text or, left unread, the stored field (then nil when its index does not fit).
 local function plan_merge(old_s, old_first, old_index, patch, patch_index)
-  local old = entries_of(old_s, old_first, old_index)
+  local old
+  if type(old_s) == 'string' then
+    old = entries_of(old_s, old_first, old_index)
+  else
+    old = old_index and entries_stored(old_s, old_index)
+    if not old then return nil end
+  end
   local new = entries_of(patch, 1, patch_index)
   local at = {} -- key text → its (last) entry in the patch
   for j = 1, new.n do at[new.keys[j]] = j end
   local replaced, taken = {}, {}
-  local bytes, count = #old_s - old_first + 1, old.n
+  local bytes, count = last_of(old_s) - old_first + 1, old.n
   for i = 1, old.n do
     local j = at[old.keys[i]]
     if j then
@@ -310,7 +372,7 @@ local function build_merge(m)
   local function flush()
     if run_kind then
       if segments > 0 then np = np + 1; pieces[np] = ',' end
-      np = np + 1; pieces[np] = sub(run_s, run_from, run_to)
+      np = np + 1; pieces[np] = cut(run_s, run_from, run_to)
       segments, run_kind = segments + 1, nil
     end
   end
@@ -323,9 +385,9 @@ local function build_merge(m)
   local undo_whole -- whether one run of replaced entries is the whole stored object
   local function flush_undo()
     if undo_from then
-      undo_whole = undo_from == m.old_first + 1 and undo_to == #old_s - 1
+      undo_whole = undo_from == m.old_first + 1 and undo_to == last_of(old_s) - 1
       if nu > 1 then nu = nu + 1; undo[nu] = ',' end
-      nu = nu + 1; undo[nu] = sub(old_s, undo_from, undo_to)
+      nu = nu + 1; undo[nu] = cut(old_s, undo_from, undo_to)
       undo_from = nil
     end
   end
@@ -361,7 +423,8 @@ local function build_merge(m)
   if nu == 2 and undo_whole then
     -- Every stored entry replaced: the undo is the stored field as it is, its JSON member name (and for
     -- userPreferences the comma before it) in front.
-    return pieces, table.concat(index, ','), {old_s}, added, true
+    local whole = type(old_s) == 'string' and old_s or cut(old_s, old_s.from + 1, old_s.last)
+    return pieces, table.concat(index, ','), {whole}, added, true
   end
   undo[nu + 1] = '}'
   return pieces, table.concat(index, ','), undo, added, false
@@ -476,8 +539,9 @@ end
 --[[
   Reading the stored document. Only the parts this write needs are copied into Lua, each once (GETRANGE): the
   header, the spans trailer and the entry index (small), then each context field together with the JSON member name
-  before it. Those four are where the spans trailer puts them, which is trusted only when every name and bracket is
-  where it should be; otherwise (and for documents written before the trailer) the whole document is read and
+  before it — in a document over 16 KB, a list and an object of few entries only as far as the write needs them
+  (stored_field). Those four are where the spans trailer puts them, which is trusted only when every name and bracket
+  is where it should be; otherwise (and for documents written before the trailer) the whole document is read and
   scanned.
 ]]
 
@@ -550,42 +614,30 @@ local function fields_by_spans(key, len, p)
   local ri_at = iq_at + #SEP_IQ + tonumber(iq_len)
   local up_at = ri_at + #SEP_RI + tonumber(ri_len)
   if up_at + #SEP_UP + 1 > up_end then return nil end
-  -- A large document's lists are not read here: a write that appends to one reads only the entries it keeps and
-  -- those it drops (append_stored), any other use reads it whole once (list_text). Their names and brackets are
-  -- checked now, as field_fits checks a field read whole.
+  -- A large document's fields are not all read here: a list is left unread (stored_field), and so is an object of
+  -- at most 32 entries and 8 KB or more. A write that appends to such a list reads the entries it keeps and those it
+  -- drops (append_stored), a merge into such an object its key texts and the runs it keeps (entries_stored,
+  -- build_merge); any other use reads the field whole, once (field_text). Their names and brackets are checked now,
+  -- as field_fits checks a field read whole.
   local lazy = len > SMALL_DOCUMENT
-  local f = {
-    cs = range(key, len, p - 1, iq_at - 2),
-    iq = not lazy and range(key, len, iq_at - 1, ri_at - 2) or nil,
-    ri = not lazy and range(key, len, ri_at - 1, up_at - 2) or nil,
-    up = range(key, len, up_at - 1, up_end - 1),
-    iq_n = tonumber(iq_n), ri_n = tonumber(ri_n), cs_index = cs_index, up_index = up_index, iq_index = iq_index,
-    ri_index = ri_index, key = key, iq_from = iq_at - 1, iq_to = ri_at - 2, ri_from = ri_at - 1, ri_to = up_at - 2,
-  }
-  if not (field_fits(f.cs, SEP_CS, LBRACE, RBRACE) and field_fits(f.up, SEP_UP, LBRACE, RBRACE)) then return nil end
-  for _, list in ipairs({{'iq', SEP_IQ}, {'ri', SEP_RI}}) do
-    local name, sep = list[1], list[2]
-    if lazy then
-      local from, to = f[name .. '_from'], f[name .. '_to']
-      if to - from <= #sep or range(key, len, from, from + #sep) ~= sep .. '[' or range(key, len, to, to) ~= ']' then
+  local f = {iq_n = tonumber(iq_n), ri_n = tonumber(ri_n), cs_index = cs_index, up_index = up_index,
+    iq_index = iq_index, ri_index = ri_index}
+  for _, field in ipairs({{'cs', SEP_CS, p - 1, iq_at - 2, '{', '}', cs_index},
+    {'iq', SEP_IQ, iq_at - 1, ri_at - 2, '[', ']'}, {'ri', SEP_RI, ri_at - 1, up_at - 2, '[', ']'},
+    {'up', SEP_UP, up_at - 1, up_end - 1, '{', '}', up_index}}) do
+    local name, sep, from, to, open, close, index = field[1], field[2], field[3], field[4], field[5], field[6], field[7]
+    local few_large = index and to - from + 1 - #sep >= 8192 and select(2, string.gsub(index, ',', '')) < 64
+    if lazy and (open == '[' or few_large) then
+      if to - from <= #sep or range(key, len, from, from + #sep) ~= sep .. open or range(key, len, to, to) ~= close then
         return nil
       end
-    elseif not field_fits(f[name], sep, LBRACKET, RBRACKET) then
-      return nil
+      f[name] = stored_field(key, from, to, sep)
+    else
+      f[name] = range(key, len, from, to)
+      if not field_fits(f[name], sep, byte(open), byte(close)) then return nil end
     end
   end
   return f
-end
-
--- The stored list field `name` ('iq' or 'ri') of `old` as text, its name in front: read whole the first time a
--- large document's list is needed so (fields_by_spans left it unread).
-local function list_text(old, name)
-  local s = old[name]
-  if not s then
-    s = redis.call('GETRANGE', old.key, old[name .. '_from'], old[name .. '_to'])
-    old[name] = s
-  end
-  return s
 end
 
 -- append_newest for a list fields_by_spans left unread, when its stored index is there: reads only the entries the
@@ -595,13 +647,14 @@ end
 -- entry into 10,000, 0.66 and 0.55–0.57 ms. It checks what append_newest checks: each dropped entry followed by a
 -- comma, the last entry where the index puts it. Nil when it does not apply (nothing appended, the list empty or
 -- replaced whole) or the index does not fit: the caller then reads the list whole and takes append_newest's way.
-local function append_stored(old, name, sep, added, count, added_index, cap)
-  local old_count, index = old[name .. '_n'], old[name .. '_index']
-  if old[name] or not index or count < 1 or count >= cap or old_count < 1 or index.n ~= LIST_WIDTH * old_count then
+local function append_stored(old, name, added, count, added_index, cap)
+  local f, old_count, index = old[name], old[name .. '_n'], old[name .. '_index']
+  if type(f) ~= 'table' or not index or count < 1 or count >= cap or old_count < 1
+    or index.n ~= LIST_WIDTH * old_count then
     return nil
   end
   local drop = math.max(0, old_count - (cap - count)) -- < old_count: at least one stored entry is kept
-  local open = old[name .. '_from'] + #sep -- the document offset of the list's `[`
+  local open = f.first - 1 -- the document offset of the list's `[`, as GETRANGE counts
   local lengths, dropped = drop > 0 and index.part(1, drop * LIST_WIDTH) or '', 0
   for i = 1, drop do
     local l = tonumber(sub(lengths, (i - 1) * LIST_WIDTH + 1, i * LIST_WIDTH))
@@ -610,7 +663,7 @@ local function append_stored(old, name, sep, added, count, added_index, cap)
   end
   local last = tonumber(index.part(index.n - LIST_WIDTH + 1, index.n))
   if not last or last < 1 then return nil end
-  local kept = redis.call('GETRANGE', old.key, open + 1 + dropped, old[name .. '_to'] - 1) -- without the `]`
+  local kept = redis.call('GETRANGE', f.key, open + 1 + dropped, f.to - 1) -- without the `]`
   if old_count - drop == 1 then
     if #kept ~= last then return nil end
   elseif #kept <= last or byte(kept, #kept - last) ~= COMMA then
@@ -619,12 +672,12 @@ local function append_stored(old, name, sep, added, count, added_index, cap)
   local undo = {'[' .. old_count .. ',[]]'}
   if drop > 0 then
     -- The dropped entries as the undo records them (without the comma after the last, read on its own: no slice).
-    local text, p = redis.call('GETRANGE', old.key, open + 1, open + dropped - 1), 0
+    local text, p = redis.call('GETRANGE', f.key, open + 1, open + dropped - 1), 0
     for i = 1, drop - 1 do
       p = p + tonumber(sub(lengths, (i - 1) * LIST_WIDTH + 1, i * LIST_WIDTH)) + 1
       if byte(text, p) ~= COMMA then return nil end
     end
-    if #text ~= dropped - 1 or redis.call('GETRANGE', old.key, open + dropped, open + dropped) ~= ',' then
+    if #text ~= dropped - 1 or redis.call('GETRANGE', f.key, open + dropped, open + dropped) ~= ',' then
       return nil
     end
     undo = {'[' .. old_count .. ',[', text, ']]'}
@@ -713,14 +766,19 @@ if mode == 'merge' then
     local name, label, arg, index_arg, sep = field[1], field[2], field[3], field[4], field[5]
     local f = name == 'cs' and cs or up
     if ARGV[arg] ~= '' and ARGV[arg] ~= '{}' then
-      local plan = plan_merge(old[name], #sep + 1, old[name .. '_index'], ARGV[arg], ARGV[index_arg])
+      local stored = old[name]
+      local plan = type(stored) == 'table'
+        and plan_merge(stored, stored.first, old[name .. '_index'], ARGV[arg], ARGV[index_arg])
+      if not plan then
+        plan = plan_merge(field_text(old, name), #sep + 1, old[name .. '_index'], ARGV[arg], ARGV[index_arg])
+      end
       if plan.count > max_keys then return {'TOO_MANY_KEYS', label, tostring(plan.count)} end
       plans[name], f.bytes = plan, plan.bytes
     else
       -- Left as it was, and so is its index if that fits (checked: a document's index is trusted only then).
-      local index = old[name .. '_index']
-      if not (index and walk_index(old[name], #sep + 1, index)) then index = scan_index(old[name], #sep + 1) end
-      f.pieces, f.bytes, f.index = {old[name]}, #old[name] - #sep, index
+      local s, index = field_text(old, name), old[name .. '_index']
+      if not (index and walk_index(s, #sep + 1, index)) then index = scan_index(s, #sep + 1) end
+      f.pieces, f.bytes, f.index = {s}, #s - #sep, index
     end
   end
   for _, field in ipairs({{iq, 'iq', 3, 4, 24, max_interrupted, SEP_IQ}, {ri, 'ri', 5, 6, 25, max_recent, SEP_RI}}) do
@@ -729,14 +787,14 @@ if mode == 'merge' then
     if ARGV[arg] ~= '' then
       local count = tonumber(ARGV[count_arg])
       local given_index = list_index(ARGV[arg], 1, count, ARGV[index_arg] and index_text(ARGV[index_arg]))
-      local pieces, bytes, total, list_undo, index = append_stored(old, name, sep, ARGV[arg], count, given_index, cap)
+      local pieces, bytes, total, list_undo, index = append_stored(old, name, ARGV[arg], count, given_index, cap)
       if not pieces then
-        pieces, bytes, total, list_undo, index = append_newest(list_text(old, name), #sep + 1, old[name .. '_n'],
+        pieces, bytes, total, list_undo, index = append_newest(field_text(old, name), #sep + 1, old[name .. '_n'],
           old[name .. '_index'], ARGV[arg], count, given_index, cap)
       end
       f.pieces, f.bytes, f.count, f.undo, f.index = append({sep}, pieces), bytes, total, list_undo, index
     else
-      local s = list_text(old, name)
+      local s = field_text(old, name)
       f.pieces, f.bytes, f.count = {s}, #s - #sep, old[name .. '_n']
       local index = list_index(s, #sep + 1, f.count, old[name .. '_index'])
       f.index = {index.part(1, index.n)}
@@ -791,7 +849,8 @@ else
   if field_bytes > tonumber(ARGV[11]) then return {'TOO_LARGE', tostring(field_bytes)} end
 
   if exists then
-    undo = {'{"replaced":{', old.cs, list_text(old, 'iq'), list_text(old, 'ri'), old.up, '}}'}
+    undo = {'{"replaced":{', field_text(old, 'cs'), field_text(old, 'iq'), field_text(old, 'ri'), field_text(old, 'up'),
+      '}}'}
   else
     undo = {'{"created":true}'}
   end
