@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from "ioredis";
-import type { ContextFields, SessionRef } from "../../src/sessions/session-record";
+import type { ContextFields, SessionRecord, SessionRef } from "../../src/sessions/session-record";
 import type { SessionStore } from "../../src/sessions/session-store";
 import type { JsonObject } from "../../src/sessions/session-record";
 import { historyKey, sessionKey } from "../../src/store/keys";
@@ -47,6 +47,18 @@ const stored: SessionDocument = {
   // A user key named like the trailer must not be taken for it, in either layout.
   userPreferences: { ...oddKeys, spans: [1, 2, 3, 4, 5] },
 };
+
+/** The text encodeDocument gives for what a write returned: the document the write script must have written. */
+function documentOf(record: SessionRecord): string {
+  const { version, ttlSeconds } = record;
+  return encodeDocument({
+    version,
+    storedAt: +record.storedAt,
+    lastUpdated: +record.lastUpdated,
+    ttlSeconds,
+    ...contextOf(record),
+  });
+}
 
 /** The same over 16 KB: the write script reads a large document's fields in parts, its lists only where it needs them. */
 const padded: SessionDocument = {
@@ -125,15 +137,7 @@ describe.each([
           bytes(record.recentInteractions),
           record.recentInteractions.length,
         ]);
-        expect(document).toBe(
-          encodeDocument({
-            version: record.version,
-            storedAt: +record.storedAt,
-            lastUpdated: +record.lastUpdated,
-            ttlSeconds: record.ttlSeconds,
-            ...contextOf(record),
-          }),
-        );
+        expect(document).toBe(documentOf(record));
       }
     });
   });
@@ -468,15 +472,7 @@ describe.each([
         const record = await sut.store.merge(tenant, ref, { conversationState: patch }, LIMITS);
         expect(record.conversationState).toEqual(merged);
         expect(await undoText(tenant)).toBe(undo);
-        expect(await raw(tenant)).toBe(
-          encodeDocument({
-            version: record.version,
-            storedAt: +record.storedAt,
-            lastUpdated: +record.lastUpdated,
-            ttlSeconds: record.ttlSeconds,
-            ...contextOf(record),
-          }),
-        );
+        expect(await raw(tenant)).toBe(documentOf(record));
       }
     });
 
