@@ -28,7 +28,8 @@
   ARGV[16]  the writer, as the JSON members `"actor":<user id>,"roles":[…]` of the log entry
   ARGV[17]  historyDepth, when the tenant has not set it: versions kept in the log (0: no log)
   ARGV[18]  the log entry's change for a restore (`{"restoredVersion":n}`); "" otherwise
-  ARGV[19]  the user's change channel (keys.ts changeChannel): the write is announced there with SPUBLISH
+  ARGV[19]  the user's change channel (keys.ts changeChannel): the write is announced there with SPUBLISH, when a server
+            process follows it (PUBSUB SHARDNUMSUB)
   ARGV[20]  the entry index of ARGV[2]: `keyBytes,valueBytes,…` of each top-level entry in order ("" for none)
   ARGV[21]  the entry index of ARGV[7], the same way
   ARGV[22]  the most top-level keys an object field may have after a merge (MAX_OBJECT_KEYS)
