@@ -268,14 +268,14 @@ local function entries_of(s, first, index)
 end
 
 --[[
-  A field of a large stored document may be left unread (fields_by_spans): then it is a table, {key, from, to} where
-  its text lies in the document (0-based, inclusive, as GETRANGE counts; its JSON member name first) and {first, last},
-  the document positions of its opening and closing bracket as Lua counts (1-based). A write reads of it only what it
+  A field of a large stored document may be left unread (fields_by_spans): then it is a table {key, start, first,
+  last}, the document positions (1-based, as Lua counts) of its JSON member name, its opening and its closing bracket,
+  whose parts `cut` reads. A write reads of it only what it
   needs — an object's key texts, a list's kept and dropped entries — and each part that goes into the new document
   as it is read: a field read whole and then sliced was copied into Lua twice, each byte hashed each time.
 ]]
-local function stored_field(key, from, to, sep)
-  return {key = key, from = from, to = to, first = from + #sep + 1, last = to + 1}
+local function stored_field(key, from, to, sep) -- from, to: 0-based, as GETRANGE counts
+  return {key = key, start = from + 1, first = from + #sep + 1, last = to + 1}
 end
 
 -- Characters i..j of `s`: a string, or a stored field (i, j its document positions).
@@ -293,7 +293,7 @@ end
 local function field_text(old, name)
   local s = old[name]
   if type(s) == 'table' then
-    s = redis.call('GETRANGE', s.key, s.from, s.to)
+    s = cut(s, s.start, s.last)
     old[name] = s
   end
   return s
@@ -424,7 +424,7 @@ local function build_merge(m)
   if nu == 2 and undo_whole then
     -- Every stored entry replaced: the undo is the stored field as it is, its JSON member name (and for
     -- userPreferences the comma before it) in front.
-    local whole = type(old_s) == 'string' and old_s or cut(old_s, old_s.from + 1, old_s.last)
+    local whole = type(old_s) == 'string' and old_s or cut(old_s, old_s.start, old_s.last)
     return pieces, table.concat(index, ','), {whole}, added, true
   end
   undo[nu + 1] = '}'
@@ -658,7 +658,7 @@ local function append_stored(old, name, added, count, added_index, cap)
     return nil
   end
   local drop = math.max(0, old_count - (cap - count)) -- < old_count: at least one stored entry is kept
-  local open = f.first - 1 -- the document offset of the list's `[`, as GETRANGE counts
+  local open = f.first -- the position of the list's `[`
   local lengths, dropped = drop > 0 and index.part(1, drop * LIST_WIDTH) or '', 0
   for i = 1, drop do
     local l = tonumber(sub(lengths, (i - 1) * LIST_WIDTH + 1, i * LIST_WIDTH))
@@ -667,7 +667,7 @@ local function append_stored(old, name, added, count, added_index, cap)
   end
   local last = tonumber(index.part(index.n - LIST_WIDTH + 1, index.n))
   if not last or last < 1 then return nil end
-  local kept = redis.call('GETRANGE', f.key, open + 1 + dropped, f.to - 1) -- without the `]`
+  local kept = cut(f, open + 1 + dropped, f.last - 1) -- without the `]`
   if old_count - drop == 1 then
     if #kept ~= last then return nil end
   elseif #kept <= last or byte(kept, #kept - last) ~= COMMA then
@@ -676,12 +676,12 @@ local function append_stored(old, name, added, count, added_index, cap)
   local undo = {'[' .. old_count .. ',[]]'}
   if drop > 0 then
     -- The dropped entries as the undo records them (without the comma after the last, read on its own: no slice).
-    local text, p = redis.call('GETRANGE', f.key, open + 1, open + dropped - 1), 0
+    local text, p = cut(f, open + 1, open + dropped - 1), 0
     for i = 1, drop - 1 do
       p = p + tonumber(sub(lengths, (i - 1) * LIST_WIDTH + 1, i * LIST_WIDTH)) + 1
       if byte(text, p) ~= COMMA then return nil end
     end
-    if #text ~= dropped - 1 or redis.call('GETRANGE', f.key, open + dropped, open + dropped) ~= ',' then
+    if #text ~= dropped - 1 or cut(f, open + dropped, open + dropped) ~= ',' then
       return nil
     end
     undo = {'[' .. old_count .. ',[', text, ']]'}
